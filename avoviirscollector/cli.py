@@ -1,0 +1,54 @@
+"""``viirscollector``: one command, one subcommand per job, each in its own module.
+
+Subcommands are imported only when used, so ``viirscollector health`` (run by the
+container's HEALTHCHECK every few seconds) does not pay for h5py or pycurl.
+Every subcommand module has ``main(argv) -> int``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: subcommand -> (module, one-line help)
+SUBCOMMANDS = {
+    "run": ("avoviirscollector.run", "create the base directory's layout and exec supervisord"),
+    "cron": ("avoviirscollector.cron", "run the crontab (supercronic, or the built-in runner)"),
+    "mirror": ("avoviirscollector.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
+    "cleanup": ("avoviirscollector.cleanup", "delete files older than VIIRS_RETENTION days"),
+    "fetch-tle": ("avoviirscollector.tle", "download two-line elements when they changed"),
+    "reprocess": ("avoviirscollector.reprocess", "publish the messages of files in sdr/ again"),
+    "health": ("avoviirscollector.health", "exit 0 when every daemon runs and the broker answers"),
+    "status": ("avoviirscollector.status", "one screen: programs, queue, newest file, disk"),
+    "sniff": ("avoviirscollector.sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
+    "task": ("avoviirscollector.task_client", "ask the broker for one task, as a worker does"),
+    "demo": ("avoviirscollector.demo", "run the whole collector against a local GINA stand-in"),
+    "gina-standin": ("avoviirscollector.gina_standin", "serve a local GINA stand-in"),
+}
+
+
+def usage() -> str:
+    """The list of subcommands, for -h and for a mistyped one."""
+    width = max(map(len, SUBCOMMANDS))
+    lines = ["usage: viirscollector SUBCOMMAND [options]", "", "subcommands:"]
+    lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
+    lines.append("\n'viirscollector SUBCOMMAND -h' tells more.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch to the subcommand's module."""
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in SUBCOMMANDS:
+        print(f"viirscollector: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return module.main(rest) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

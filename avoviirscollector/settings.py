@@ -1,0 +1,201 @@
+"""Every environment variable the collector reads, read once, validated, typed.
+
+A bad value must stop a program with one line naming the variable, the value and
+what is allowed (exit status 2), so an operator fixes the compose file instead of
+reading a traceback. Everything else in the package takes a :class:`Settings`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Directories below the base directory that ``viirscollector run`` creates.
+LAYOUT = ("sdr", "tmp", "log", "elements", "state")
+
+FACILITIES = ("gilmore", "uafgina", "any")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_GINA_URL = "http://nrt-status.gina.alaska.edu/products.json"
+DEFAULT_TLE_URL = "https://celestrak.org/NORAD/elements/gp.php?GROUP=noaa&FORMAT=tle"
+#: Where the repository keeps supervisord.conf, crontab and etc/ when run from a clone.
+_SOURCE_TREE = Path(__file__).resolve().parent.parent
+
+
+class SettingsError(ValueError):
+    """A variable holds a value the collector cannot use."""
+
+    def __init__(self, name: str, value: str, allowed: str):
+        self.name, self.value, self.allowed = name, value, allowed
+        super().__init__(f"{name}={value!r} is not valid: expected {allowed}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed configuration of one collector installation."""
+
+    base_dir: Path = Path("/viirs")
+    config_dir: Path = _SOURCE_TREE
+    retention_days: int | None = None
+    gina_connections: int = 4
+    backfill_days: int = 2
+    facility: str = "gilmore"
+    gina_url: str = DEFAULT_GINA_URL
+    tle_url: str = DEFAULT_TLE_URL
+    ca_bundle: Path | None = None
+    mailhost: str | None = None
+    mailport: int = 25
+    log_sender: str | None = None
+    log_recipients: tuple[str, ...] = ()
+    mail_interval_minutes: int = 10
+    task_port: int = 19091
+    state_port: int = 19191
+    message_port: int = 29092
+    log_level: str = "INFO"
+
+    @property
+    def sdr_dir(self) -> Path:
+        """Verified SDR files; trollstalker watches it."""
+        return self.base_dir / "sdr"
+
+    @property
+    def tmp_dir(self) -> Path:
+        """Downloads in progress and lock files (same filesystem as sdr/ for atomic renames)."""
+        return self.base_dir / "tmp"
+
+    @property
+    def log_dir(self) -> Path:
+        """supervisord's and every program's log."""
+        return self.base_dir / "log"
+
+    @property
+    def elements_dir(self) -> Path:
+        """Two-line elements fetched hourly."""
+        return self.base_dir / "elements"
+
+    @property
+    def state_dir(self) -> Path:
+        """Durable state: the task queue database, the mirror's failure memory."""
+        return self.base_dir / "state"
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Errors are e-mailed only when host, sender and recipients are all given."""
+        return bool(self.mailhost and self.log_sender and self.log_recipients)
+
+
+def _text(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name, "").strip()
+    return value or None
+
+
+def _integer(env: Mapping[str, str], name: str, default: int | None, low: int, high: int | None):
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    allowed = f"an integer >= {low}" if high is None else f"an integer from {low} to {high}"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, raw, allowed) from None
+    if value < low or (high is not None and value > high):
+        raise SettingsError(name, raw, allowed)
+    return value
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if raw.lower() not in (c.lower() for c in choices):
+        raise SettingsError(name, raw, "one of " + ", ".join(choices))
+    return next(c for c in choices if c.lower() == raw.lower())
+
+
+def _url(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if not raw.startswith(("http://", "https://")):
+        raise SettingsError(name, raw, "an http:// or https:// URL")
+    return raw
+
+
+def _mailhost(env: Mapping[str, str]) -> tuple[str | None, int]:
+    raw = _text(env, "MAILHOST")
+    if raw is None:
+        return None, 25
+    host, sep, port = raw.rpartition(":") if raw.count(":") == 1 else (raw, "", "")
+    if not sep:
+        return raw, 25
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError("MAILHOST", raw, "a host name or host:port")
+    return host, int(port)
+
+
+def _recipients(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = _text(env, "LOG_RECIPIENT")
+    if raw is None:
+        return ()
+    recipients = tuple(r.strip() for r in raw.split(",") if r.strip())
+    if not recipients or any("@" not in r for r in recipients):
+        raise SettingsError("LOG_RECIPIENT", raw, "e-mail addresses separated by commas")
+    return recipients
+
+
+def _directory(env: Mapping[str, str], name: str, default: Path) -> Path:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    if not os.path.isabs(raw):
+        raise SettingsError(name, raw, "an absolute path")
+    return Path(raw)
+
+
+def _ca_bundle(env: Mapping[str, str]) -> Path | None:
+    raw = _text(env, "TLE_CA_BUNDLE")
+    if raw is None:
+        return None
+    if not os.path.isfile(raw):
+        raise SettingsError("TLE_CA_BUNDLE", raw, "the path of an existing PEM file")
+    return Path(raw)
+
+
+def load(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate the environment; raise SettingsError on the first bad value."""
+    env = os.environ if env is None else env
+    mailhost, mailport = _mailhost(env)
+    sender = _text(env, "LOG_SENDER")
+    if sender is not None and "@" not in sender:
+        raise SettingsError("LOG_SENDER", sender, "an e-mail address")
+    return Settings(
+        base_dir=_directory(env, "VIIRS_BASE_DIR", Settings.base_dir),
+        config_dir=_directory(env, "VIIRS_CONFIG_DIR", _SOURCE_TREE),
+        retention_days=_integer(env, "VIIRS_RETENTION", None, 1, None),
+        gina_connections=_integer(env, "NUM_GINA_CONNECTIONS", 4, 1, 16),
+        backfill_days=_integer(env, "GINA_BACKFILL_DAYS", 2, 0, None),
+        facility=_choice(env, "VIIRS_FACILITY", "gilmore", FACILITIES),
+        gina_url=_url(env, "GINA_URL", DEFAULT_GINA_URL),
+        tle_url=_url(env, "TLE_URL", DEFAULT_TLE_URL),
+        ca_bundle=_ca_bundle(env),
+        mailhost=mailhost,
+        mailport=mailport,
+        log_sender=sender,
+        log_recipients=_recipients(env),
+        mail_interval_minutes=_integer(env, "VIIRS_MAIL_INTERVAL_MINUTES", 10, 1, 1440),
+        task_port=_integer(env, "VIIRS_TASK_PORT", 19091, 1, 65535),
+        state_port=_integer(env, "VIIRS_STATE_PORT", 19191, 1, 65535),
+        message_port=_integer(env, "VIIRS_MESSAGE_PORT", 29092, 1, 65535),
+        log_level=_choice(env, "VIIRS_LOG_LEVEL", "INFO", LOG_LEVELS),
+    )
+
+
+def load_or_exit(env: Mapping[str, str] | None = None) -> Settings:
+    """Entry points call this: a bad variable ends the program with one line and status 2."""
+    try:
+        return load(env)
+    except SettingsError as error:
+        print(f"configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

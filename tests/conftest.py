@@ -1,0 +1,68 @@
+"""Fixtures every test may use: a clean environment, a base directory, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from avoviirscollector import settings as settings_module
+from avoviirscollector.smtp_standin import SmtpStandin
+
+#: Variables a developer's shell might export that would leak into tests.
+_COLLECTOR_VARIABLES = (
+    "VIIRS_BASE_DIR", "VIIRS_RETENTION", "NUM_GINA_CONNECTIONS", "GINA_BACKFILL_DAYS",
+    "VIIRS_FACILITY", "GINA_URL", "TLE_URL", "TLE_CA_BUNDLE", "MAILHOST", "LOG_SENDER",
+    "LOG_RECIPIENT", "VIIRS_MAIL_INTERVAL_MINUTES", "VIIRS_TASK_PORT", "VIIRS_STATE_PORT",
+    "VIIRS_MESSAGE_PORT", "VIIRS_LOG_LEVEL",
+)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch):
+    """No test sees the collector variables of the shell that runs pytest."""
+    for name in _COLLECTOR_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def base_dir(tmp_path, monkeypatch):
+    """A temporary /viirs, with VIIRS_BASE_DIR pointing at it."""
+    base = tmp_path / "viirs"
+    base.mkdir()
+    monkeypatch.setenv("VIIRS_BASE_DIR", str(base))
+    return base
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server on loopback that records what it is sent."""
+    server = SmtpStandin().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mail_env(smtp_server):
+    """Environment variables that make programs e-mail their errors to ``smtp_server``."""
+    return {
+        "MAILHOST": smtp_server.address,
+        "LOG_SENDER": "collector@example.org",
+        "LOG_RECIPIENT": "duty@example.org,backup@example.org",
+    }
+
+
+@pytest.fixture
+def make_settings():
+    """Build Settings from a dict of variables, the way programs do from os.environ."""
+
+    def make(**variables):
+        env = {key: str(value) for key, value in variables.items()}
+        return settings_module.load(env)
+
+    return make
+
+
+def pytest_configure(config):
+    """posttroll reads its message version at import: make it the one our clients read."""
+    os.environ.setdefault("POSTTROLL_MESSAGE_VERSION", "v1.01")
