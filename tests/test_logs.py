@@ -22,8 +22,12 @@ log.error("GINA at http://user:hunter2@gina.example/products.json?token=abc123 f
 
 def run_job(code, env):
     return subprocess.run(
-        [sys.executable, "-c", code], env={"PATH": "/usr/bin:/bin", **env},
-        capture_output=True, text=True, timeout=60, check=False,
+        [sys.executable, "-c", code],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -59,8 +63,11 @@ def test_no_secret_reaches_the_log_or_the_mail(smtp_server, mail_env):
 
 
 def test_unreachable_mail_server_costs_one_warning_and_no_delay():
-    env = {"MAILHOST": f"127.0.0.1:{free_port()}", "LOG_SENDER": "a@example.org",
-           "LOG_RECIPIENT": "b@example.org"}
+    env = {
+        "MAILHOST": f"127.0.0.1:{free_port()}",
+        "LOG_SENDER": "a@example.org",
+        "LOG_RECIPIENT": "b@example.org",
+    }
     started = time.monotonic()
     result = run_job(CRON_JOB, env)
     assert result.returncode == 0
@@ -76,7 +83,9 @@ def test_without_mail_settings_nothing_is_mailed(smtp_server):
     assert smtp_server.messages == []
 
 
-def test_daemon_mails_a_burst_once_then_waits_for_the_interval(smtp_server, mail_env, make_settings):
+def test_daemon_mails_a_burst_once_then_waits_for_the_interval(
+    smtp_server, mail_env, make_settings
+):
     handler = MailHandler("task_broker", make_settings(**mail_env), interval=3600, burst=0.2)
     handler.setFormatter(UTCFormatter("task_broker"))
     log = logging.getLogger("test_daemon_mail")

@@ -23,21 +23,23 @@ def test_defaults_match_the_original_collector():
 
 
 def test_every_variable_is_read_and_typed(tmp_path):
-    settings = load({
-        "VIIRS_BASE_DIR": str(tmp_path),
-        "VIIRS_RETENTION": "7",
-        "NUM_GINA_CONNECTIONS": "16",
-        "GINA_BACKFILL_DAYS": "0",
-        "VIIRS_FACILITY": "ANY",
-        "GINA_URL": "http://127.0.0.1:8000/products.json",
-        "MAILHOST": "smtp.example.org:2525",
-        "LOG_SENDER": "viirs@example.org",
-        "LOG_RECIPIENT": "a@example.org, b@example.org",
-        "VIIRS_TASK_PORT": "20001",
-        "VIIRS_STATE_PORT": "20002",
-        "VIIRS_MESSAGE_PORT": "20003",
-        "VIIRS_LOG_LEVEL": "debug",
-    })
+    settings = load(
+        {
+            "VIIRS_BASE_DIR": str(tmp_path),
+            "VIIRS_RETENTION": "7",
+            "NUM_GINA_CONNECTIONS": "16",
+            "GINA_BACKFILL_DAYS": "0",
+            "VIIRS_FACILITY": "ANY",
+            "GINA_URL": "http://127.0.0.1:8000/products.json",
+            "MAILHOST": "smtp.example.org:2525",
+            "LOG_SENDER": "viirs@example.org",
+            "LOG_RECIPIENT": "a@example.org, b@example.org",
+            "VIIRS_TASK_PORT": "20001",
+            "VIIRS_STATE_PORT": "20002",
+            "VIIRS_MESSAGE_PORT": "20003",
+            "VIIRS_LOG_LEVEL": "debug",
+        }
+    )
     assert settings.base_dir == tmp_path
     assert settings.sdr_dir == tmp_path / "sdr"
     assert settings.retention_days == 7
@@ -83,9 +85,16 @@ def test_bad_value_names_variable_value_and_what_is_allowed(name, value, allowed
     assert str(caught.value) == f"{name}={value!r} is not valid: expected {allowed}"
 
 
+LOAD_OR_EXIT = "from avoviirscollector.settings import load_or_exit; load_or_exit()"
+
+
 def test_bad_value_stops_a_program_with_one_line_and_status_2():
     result = subprocess.run(
-        [sys.executable, "-c", "from avoviirscollector.settings import load_or_exit; load_or_exit()"],
+        [
+            sys.executable,
+            "-c",
+            "from avoviirscollector.settings import load_or_exit; load_or_exit()",
+        ],
         env={"NUM_GINA_CONNECTIONS": "many", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
