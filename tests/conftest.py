@@ -7,6 +7,7 @@ import os
 import pytest
 
 from avoviirscollector import settings as settings_module
+from avoviirscollector.netutil import free_port
 from avoviirscollector.smtp_standin import SmtpStandin
 
 #: Variables a developer's shell might export that would leak into tests.
@@ -76,5 +77,15 @@ def make_settings():
 
 
 def pytest_configure(config):
-    """posttroll reads its message version at import: make it the one our clients read."""
+    """Give this pytest session posttroll ports of its own and our message version.
+
+    posttroll reads its settings from the environment when first imported; daemons
+    started by tests inherit them, so concurrent test runs never share a nameserver.
+    """
     os.environ.setdefault("POSTTROLL_MESSAGE_VERSION", "v1.01")
+    for name in (
+        "POSTTROLL_NAMESERVER_PORT",
+        "POSTTROLL_ADDRESS_PUBLISH_PORT",
+        "POSTTROLL_BROADCAST_PORT",
+    ):
+        os.environ.setdefault(name, str(free_port()))
