@@ -1,0 +1,230 @@
+"""viirscollector status: one screen from a real supervisord, a real 19191 and real files."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from avoviirscollector.netutil import free_port
+from avoviirscollector.status import (
+    Disk,
+    MirrorRun,
+    NewestFile,
+    Program,
+    Report,
+    Unreadable,
+    last_mirror_summary,
+    problems,
+    render,
+    supervisor_processes,
+)
+
+NOW = dt.datetime(2024, 5, 1, 12, 0, 0)
+EPOCH_NOW = NOW.replace(tzinfo=dt.UTC).timestamp()
+SUMMARY = (
+    "2024-05-01T11:58:00.120Z mirror_gina INFO mirror_gina: run summary: found 120, wanted 8, "
+    "fetched 8, failed 0, 41.5 MB in 6.1 s"
+)
+
+
+def test_render_shows_every_part_on_one_screen():
+    report = Report(
+        base_dir=Path("/viirs"),
+        now=NOW,
+        programs=[
+            Program("nameserver", "RUNNING", EPOCH_NOW - 3725, EPOCH_NOW, "pid 7, uptime 1:02:05"),
+            Program("supercronic", "FATAL", 0, EPOCH_NOW, "Exited too quickly"),
+        ],
+        queue={"queue length": 2, "products waiting": ["tir"]},
+        newest=NewestFile("SVI05_j01_x.h5", EPOCH_NOW - 250, 1200),
+        mirror=last_mirror_summary(f"noise\n{SUMMARY}\nmore noise\n"),
+        disk=Disk(used=int(72e9), free=int(360e9), total=int(1e12)),
+        retention_days=7,
+    )
+    assert render(report) == "\n".join(
+        [
+            "avoviirscollector in /viirs at 2024-05-01T12:00:00Z",
+            "programs:",
+            "  nameserver   RUNNING   up 1 h 02 min",
+            "  supercronic  FATAL     Exited too quickly",
+            "queue:    2 tasks, waiting: tir",
+            "newest:   SVI05_j01_x.h5, 4 min 10 s ago (1200 files in sdr/)",
+            f"mirror:   2 min 00 s ago: {SUMMARY}",
+            "disk:     72.0 GB under /viirs (~2.0 days at 36 GB/day); "
+            "360.0 GB free of 1.0 TB (~10.0 more days)",
+        ]
+    )
+    assert problems(report) == ["supercronic"]
+
+
+def test_render_says_why_each_unreadable_part_is_missing_and_warns_on_retention():
+    report = Report(
+        base_dir=Path("/viirs"),
+        now=NOW,
+        programs=Unreadable("no socket /viirs/tmp/supervisor.sock"),
+        queue=Unreadable("no state from tcp://localhost:19191 within 3 s"),
+        newest=None,
+        mirror=None,
+        disk=Disk(used=0, free=int(100e9), total=int(200e9)),
+        retention_days=7,
+    )
+    text = render(report)
+    assert "programs: cannot read supervisord: no socket /viirs/tmp/supervisor.sock" in text
+    assert "queue:    no state from tcp://localhost:19191 within 3 s" in text
+    assert "newest:   sdr/ holds no file yet" in text
+    assert "mirror:   no mirror run summary in the logs yet" in text
+    assert "WARNING 7 days of retention need ~252.0 GB" in text
+    assert problems(report) == ["programs", "queue"]
+
+
+def test_last_mirror_summary_is_the_newest_summary_line():
+    older = SUMMARY.replace("11:58", "11:53").replace("fetched 8", "fetched 3")
+    run = last_mirror_summary(f"{older}\n{SUMMARY}\nmirror_gina INFO fetched SVI05 4 MB\n")
+    assert run == MirrorRun(SUMMARY, dt.datetime(2024, 5, 1, 11, 58))
+    assert last_mirror_summary("nothing here\n") is None
+
+
+# ----------------------------------------------------------------- real processes
+
+
+@pytest.fixture
+def short_base():
+    """A base directory with a short path: AF_UNIX socket paths hold at most 107 bytes."""
+    base = Path(tempfile.mkdtemp(prefix="vst", dir="/tmp"))
+    for name in ("sdr", "tmp", "log", "state"):
+        (base / name).mkdir()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+SUPERVISORD_CONF = """\
+[unix_http_server]
+file={base}/tmp/supervisor.sock
+[supervisord]
+nodaemon=true
+logfile={base}/log/supervisord.log
+pidfile={base}/tmp/supervisord.pid
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:sleeper]
+command={python} -c "import time; time.sleep(600)"
+startsecs=1
+stdout_logfile={base}/log/sleeper.log
+[program:quitter]
+command={python} -c "raise SystemExit(3)"
+startsecs=1
+startretries=0
+stdout_logfile={base}/log/quitter.log
+"""
+
+
+@pytest.fixture
+def supervisord(short_base):
+    """A real supervisord with one program that runs and one that fails at start."""
+    conf = short_base / "supervisord.conf"
+    conf.write_text(SUPERVISORD_CONF.format(base=short_base, python=sys.executable))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    socket_path = short_base / "tmp" / "supervisor.sock"
+    deadline = time.monotonic() + 20
+    states = {}
+    while time.monotonic() < deadline and states != {"sleeper": "RUNNING", "quitter": "FATAL"}:
+        try:
+            states = {p["name"]: p["statename"] for p in supervisor_processes(socket_path, 2)}
+        except Unreadable:
+            pass
+        time.sleep(0.1)  # supervisord offers no event for "program reached its state"
+    try:
+        assert states == {"sleeper": "RUNNING", "quitter": "FATAL"}
+        yield short_base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+def queue_state():
+    """A PUB publishing a broker-like 19191 state every 100 ms on a free port."""
+    context = zmq.Context()
+    sock = context.socket(zmq.PUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    port = free_port()
+    sock.bind(f"tcp://127.0.0.1:{port}")
+    stop = threading.Event()
+    state = json.dumps({"queue length": 3, "products waiting": ["mir", "tir"]})
+
+    def run():
+        while not stop.wait(0.1):
+            sock.send_string(state)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    yield port
+    stop.set()
+    thread.join(timeout=5)
+    sock.close(linger=0)
+    context.term()
+
+
+def status(base: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, VIIRS_BASE_DIR=str(base))
+    return subprocess.run(
+        [sys.executable, "-m", "avoviirscollector.cli", "status", *args],
+        capture_output=True, text=True, timeout=60, env=env,
+    )  # fmt: skip
+
+
+def test_status_reads_supervisord_queue_newest_file_mirror_log_and_disk(supervisord, queue_state):
+    base = supervisord
+    old, new = base / "sdr" / "GITCO_old.h5", base / "sdr" / "SVI05_new.h5"
+    old.write_bytes(b"x" * 10_000)
+    new.write_bytes(b"y" * 20_000)
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    os.utime(new, (time.time() - 90, time.time() - 90))
+    (base / "sdr" / ".partial.h5").write_bytes(b"z")
+    (base / "log" / "supercronic.log").write_text(f"{SUMMARY}\nmirror_gina INFO no new files\n")
+
+    result = status(base, "--state-port", str(queue_state))
+    lines = result.stdout.splitlines()
+    assert result.returncode == 1, "quitter is FATAL"
+    assert result.stderr == ""
+    assert lines[0].startswith(f"avoviirscollector in {base} at ")
+    assert lines[1] == "programs:"
+    assert lines[2] == "  quitter  FATAL     Exited too quickly (process log may have details)"
+    assert lines[3].startswith("  sleeper  RUNNING   up ")
+    assert lines[4] == "queue:    3 tasks, waiting: mir, tir"
+    assert lines[5].startswith("newest:   SVI05_new.h5, 1 min 3")
+    assert lines[5].endswith(" s ago (2 files in sdr/)")
+    assert lines[6].startswith("mirror:   ") and lines[6].endswith(SUMMARY)
+    assert lines[7].startswith("disk:     ")
+    assert f" under {base} (~0.0 days at 36 GB/day)" in lines[7]
+
+
+def test_status_of_a_collector_that_is_not_there_explains_each_part_without_traceback(tmp_path):
+    result = status(tmp_path / "absent", "--state-port", str(free_port()))
+    assert result.returncode == 1
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == [
+        "programs", "queue", "newest", "mirror", "disk"
+    ]  # fmt: skip
+    assert "supervisord is not running for this base" in lines[1]
+    assert "is task_broker running?" in lines[2]
+    assert all("does not exist" in line or "No such file" in line for line in lines[3:])
