@@ -13,6 +13,8 @@ import sys
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "run": ("avoviirscollector.run", "create the base directory's layout and exec supervisord"),
+    "stalker": ("avoviirscollector.stalker", "publish a message per file landing in sdr/ (daemon)"),
+    "gatherer": ("avoviirscollector.gatherer", "gather one product's granules (daemon)"),
     "cron": ("avoviirscollector.cron", "run the crontab (supercronic, or the built-in runner)"),
     "mirror": ("avoviirscollector.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
     "cleanup": ("avoviirscollector.cleanup", "delete files older than VIIRS_RETENTION days"),

@@ -1,0 +1,208 @@
+"""The collector's segment_gatherer: one product's granules, from file messages.
+
+``viirscollector gatherer viirs_tir`` runs pytroll_collectors' SegmentGatherer with
+one section of etc/segment_gatherer.ini (supervisord runs one per product) and adds
+what the collector needs from it:
+
+- it stops at once on SIGTERM or SIGINT (today's gatherer, on SIGTERM, waits up to
+  ``timeliness`` for open granules, so supervisord would have to kill it);
+- at start it replays the files that reached sdr/ in the last ``replay_minutes``,
+  so a granule that was half-collected when the gatherer died still completes (the
+  task broker hands a re-published granule out only once). SIGUSR1 replays again
+  (``supervisorctl signal USR1 segment_gatherer-viirs_tir``);
+- a ``reprocess`` key in any file message of a granule is carried into the granule
+  message: the broker's sign that a repeat is deliberate.
+
+Discovery is the nameserver on localhost, like every program (see bus.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import os
+import signal
+import threading
+from configparser import Error as ConfigParserError
+from configparser import RawConfigParser
+
+from . import bus  # first: sets posttroll's message version before posttroll is imported
+
+# isort: split
+from pytroll_collectors.segments import SegmentGatherer, UIDParser, ini_to_dict
+from pytroll_collectors.utils import ensure_utc_aware
+
+from . import logs
+from . import settings as settings_module
+from .file_messages import FILE_TOPIC, file_message_data
+from .filenames import FilenameError
+from .recent_files import recent_files
+
+log = logging.getLogger("segment_gatherer")
+
+#: The data key that marks a deliberate reprocess (see the task broker).
+REPROCESS_KEY = "reprocess"
+DEFAULT_REPLAY_MINUTES = 10.0
+
+
+class ConfigError(Exception):
+    """etc/segment_gatherer.ini is missing, or lacks the section or an option."""
+
+
+def load_config(path: str | os.PathLike, section: str) -> tuple[dict, float]:
+    """SegmentGatherer's configuration for one section, and its replay window in minutes."""
+    parser = RawConfigParser()
+    try:
+        if not parser.read(path):
+            raise ConfigError(f"{path}: cannot read the segment_gatherer configuration")
+        if not parser.has_section(section):
+            known = ", ".join(parser.sections()) or "none"
+            raise ConfigError(f"{path}: no section [{section}] (sections: {known})")
+        replay_minutes = parser.getfloat(section, "replay_minutes", fallback=DEFAULT_REPLAY_MINUTES)
+        config = ini_to_dict(path, section)
+    except (ValueError, ConfigParserError) as error:
+        raise ConfigError(f"{path} [{section}]: {error}") from None
+    # One discovery mode for every program, whatever the file says.
+    config["posttroll"]["nameservers"] = [bus.NAMESERVER_HOST]
+    return config, replay_minutes
+
+
+def segments_of(config: dict) -> frozenset[str]:
+    """The segments a product needs, from its ``:GITCO,:SVI05`` file lists."""
+    found = set()
+    for pattern in config["patterns"].values():
+        for key in ("critical_files", "wanted_files", "all_files"):
+            for item in (pattern.get(key) or "").split(","):
+                found.add(item.rpartition(":")[2].strip())
+    found.discard("")
+    return frozenset(found)
+
+
+class GranuleParser(UIDParser):
+    """The file-name parser, with the end time on the start time's day.
+
+    The name holds only the end's time of day, so trollsift dates it 1900-01-01 and
+    segment_gatherer then adds one day at a time until it passes the start: about
+    46,000 steps, 40 ms, twice per file message. Dating it here makes that loop
+    run at most once.
+    """
+
+    def parse(self, metadata):
+        """Parse the file name (the message's uid)."""
+        fields = super().parse(metadata)
+        start, end = fields.get("start_time"), fields.get("end_time")
+        if start is not None and end is not None:
+            fields["end_time"] = dt.datetime.combine(start.date(), end.time())
+            if fields["end_time"] < start:
+                fields["end_time"] += dt.timedelta(days=1)
+        return fields
+
+
+class Gatherer(SegmentGatherer):
+    """SegmentGatherer that stops at once, replays recent files and keeps ``reprocess``."""
+
+    def __init__(self, config: dict, sdr_dir: str | os.PathLike, replay_minutes: float):
+        super().__init__(config)
+        self.sdr_dir = sdr_dir
+        self.replay_minutes = replay_minutes
+        self.segments = segments_of(config)
+        self._stop_requested = False
+
+    def _create_patterns(self):
+        patterns = super()._create_patterns()
+        for name, pattern in patterns.items():
+            if isinstance(pattern.parser, UIDParser):
+                pattern.parser = GranuleParser(pattern._config, name)
+        return patterns
+
+    def _setup_signal_handling(self):
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.request_stop)
+        signal.signal(signal.SIGUSR1, self._replay_on_signal)
+
+    def request_stop(self, signum=None, frame=None):
+        """Stop now: open granules are rebuilt by the replay at the next start."""
+        log.info("stopping on signal %s; open granules are replayed at the next start", signum)
+        self._stop_requested = True
+        self._loop = False
+
+    def _keep_running(self):
+        return not self._stop_requested and super()._keep_running()
+
+    def _replay_on_signal(self, signum, frame):
+        # Not in the handler itself: it may interrupt the main thread inside the queue's lock.
+        threading.Thread(target=self.replay, name="replay", daemon=True).start()
+
+    def _setup_messaging(self):
+        super()._setup_messaging()
+        self.replay()
+
+    def replay(self, minutes: float | None = None) -> int:
+        """Feed the files that reached sdr/ in the last ``minutes`` to the gatherer."""
+        minutes = self.replay_minutes if minutes is None else minutes
+        count = 0
+        for path in recent_files(self.sdr_dir, minutes):
+            try:
+                data = file_message_data(path)
+            except FilenameError:
+                continue
+            self._listener.output_queue.put(bus.message(FILE_TOPIC, "file", data))
+            count += 1
+        log.info("replay: %d file(s) from the last %g minutes of %s", count, minutes, self.sdr_dir)
+        return count
+
+    def process(self, msg):
+        """Add a file to its granule; a ``reprocess`` key marks the whole granule.
+
+        Files of other products are ignored here: segment_gatherer would open a
+        granule for, say, an SVM15 arriving after a tir granule was published, and
+        warn ten minutes later that required files were missing.
+        """
+        segment = msg.data.get("segment") if isinstance(msg.data, dict) else None
+        if segment is not None and self.segments and segment not in self.segments:
+            log.debug("ignoring %s: not a file of this product", msg.data.get("uid"))
+            return
+        super().process(msg)
+        if REPROCESS_KEY in msg.data:
+            self._mark_reprocess(msg)
+
+    def _mark_reprocess(self, msg):
+        try:
+            message = self.message_from_posttroll(msg)
+        except TypeError:  # not a file of this product
+            return
+        slot = self.slots.get(self._find_time_slot(ensure_utc_aware(message.id_time)))
+        if slot is not None:
+            slot.output_metadata[REPROCESS_KEY] = msg.data[REPROCESS_KEY]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one section's gatherer until SIGTERM/SIGINT."""
+    settings = settings_module.load_or_exit()
+    parser = argparse.ArgumentParser(
+        prog="viirscollector gatherer",
+        description="Gather the files of one product into granule messages.",
+    )
+    parser.add_argument("section", help="section of the configuration, e.g. viirs_tir")
+    parser.add_argument(
+        "--config",
+        default=str(settings.config_dir / "etc" / "segment_gatherer.ini"),
+        help="segment_gatherer configuration (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    logs.setup(f"segment_gatherer-{args.section}", settings, daemon=True)
+    try:
+        config, replay_minutes = load_config(args.config, args.section)
+    except ConfigError as error:
+        log.error("%s", error)
+        return 2
+    gatherer = Gatherer(config, settings.sdr_dir, replay_minutes)
+    log.info("gathering %s into %s", args.section, config["posttroll"]["publish_topic"])
+    try:
+        gatherer.run()
+    except Exception:
+        log.exception("the %s gatherer failed; supervisord restarts it", args.section)
+        gatherer.stop()
+        return 1
+    return 0
