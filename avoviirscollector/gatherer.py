@@ -44,6 +44,9 @@ log = logging.getLogger("segment_gatherer")
 #: The data key that marks a deliberate reprocess (see the task broker).
 REPROCESS_KEY = "reprocess"
 DEFAULT_REPLAY_MINUTES = 10.0
+#: Seconds between the start and the replay: subscribers (the task broker) must have
+#: connected to the new publisher before a replayed granule is published.
+REPLAY_DELAY = 3.0
 
 
 class ConfigError(Exception):
@@ -102,10 +105,17 @@ class GranuleParser(UIDParser):
 class Gatherer(SegmentGatherer):
     """SegmentGatherer that stops at once, replays recent files and keeps ``reprocess``."""
 
-    def __init__(self, config: dict, sdr_dir: str | os.PathLike, replay_minutes: float):
+    def __init__(
+        self,
+        config: dict,
+        sdr_dir: str | os.PathLike,
+        replay_minutes: float,
+        replay_delay: float = REPLAY_DELAY,
+    ):
         super().__init__(config)
         self.sdr_dir = sdr_dir
         self.replay_minutes = replay_minutes
+        self.replay_delay = replay_delay
         self.segments = segments_of(config)
         self._stop_requested = False
 
@@ -136,10 +146,15 @@ class Gatherer(SegmentGatherer):
 
     def _setup_messaging(self):
         super()._setup_messaging()
-        self.replay()
+        timer = threading.Timer(self.replay_delay, self.replay)
+        timer.daemon = True
+        timer.start()
 
     def replay(self, minutes: float | None = None) -> int:
-        """Feed the files that reached sdr/ in the last ``minutes`` to the gatherer."""
+        """Feed the files that reached sdr/ in the last ``minutes`` to the gatherer.
+
+        Thread-safe: the files go through the listener's queue like bus messages.
+        """
         minutes = self.replay_minutes if minutes is None else minutes
         count = 0
         for path in recent_files(self.sdr_dir, minutes):

@@ -1,0 +1,295 @@
+"""The real collector as a child process, for tests, the demo and benchmarks.
+
+``CollectorProcess`` runs ``viirscollector run`` (hence supervisord with the real
+supervisord.conf) on a base directory, with free ports of its own, and talks to
+supervisord over its unix socket with XML-RPC, as supervisorctl does::
+
+    with CollectorProcess(base_dir) as collector:      # waits until all programs run
+        collector.wait_subscribed()                     # subscribers reached publishers
+        print(collector.message_port, collector.program_states())
+        old = collector.kill9("trollstalker")
+        collector.wait_running(["trollstalker"], not_pids={old})
+    # supervisord and every program are stopped, even if the block raised
+
+The ports: ``task_port``, ``state_port``, ``message_port`` (VIIRS_*_PORT) are free
+ports picked at start; posttroll's nameserver, address and broadcast ports are
+taken from the environment when set (a pytest session sets them, so the test's own
+``bus.subscribe`` finds the collector's nameserver), else picked free too.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import xmlrpc.client
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from supervisor.xmlrpc import SupervisorTransport
+
+from .netutil import free_port
+
+#: Every program of supervisord.conf.
+PROGRAMS = (
+    "nameserver",
+    "trollstalker",
+    "segment_gatherer-viirs_tir",
+    "segment_gatherer-viirs_vis",
+    "segment_gatherer-viirs_btd",
+    "segment_gatherer-viirs_mir",
+    "task_broker",
+    "msg_publisher",
+    "supercronic",
+)
+GATHERERS = tuple(p for p in PROGRAMS if p.startswith("segment_gatherer-"))
+#: Programs that carry a file from sdr/ to port 29092 and to granule messages.
+PIPELINE = ("nameserver", "trollstalker", *GATHERERS, "msg_publisher")
+#: publisher program -> programs that subscribe to it (see wait_subscribed).
+SUBSCRIPTIONS = {
+    "trollstalker": (*GATHERERS, "msg_publisher"),
+    **{gatherer: ("msg_publisher",) for gatherer in GATHERERS},
+}
+POSTTROLL_PORT_VARIABLES = (
+    "POSTTROLL_NAMESERVER_PORT",
+    "POSTTROLL_ADDRESS_PUBLISH_PORT",
+    "POSTTROLL_BROADCAST_PORT",
+)
+
+
+class CollectorError(RuntimeError):
+    """The collector did not reach the expected state in time."""
+
+
+class CollectorProcess:
+    """``viirscollector run`` on ``base_dir``; stopped with everything it started."""
+
+    def __init__(
+        self,
+        base_dir: str | os.PathLike,
+        env: Mapping[str, str] | None = None,
+        config_dir: str | os.PathLike | None = None,
+    ):
+        self.base_dir = Path(base_dir).absolute()
+        self.task_port, self.state_port, self.message_port = free_port(), free_port(), free_port()
+        self.env = dict(os.environ if env is None else env)
+        for name in POSTTROLL_PORT_VARIABLES:
+            self.env.setdefault(name, str(free_port()))
+        self.env.update(
+            VIIRS_BASE_DIR=str(self.base_dir),
+            VIIRS_TASK_PORT=str(self.task_port),
+            VIIRS_STATE_PORT=str(self.state_port),
+            VIIRS_MESSAGE_PORT=str(self.message_port),
+        )
+        if config_dir is not None:
+            self.env["VIIRS_CONFIG_DIR"] = str(Path(config_dir).absolute())
+        self.socket = self.base_dir / "tmp" / "supervisor.sock"
+        self.process: subprocess.Popen | None = None
+        self._seen_pids: set[int] = set()
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def start(self, programs: Iterable[str] = PIPELINE, timeout: float = 60) -> CollectorProcess:
+        """Start supervisord and wait until ``programs`` are RUNNING."""
+        (self.base_dir / "log").mkdir(parents=True, exist_ok=True)
+        # What `viirscollector run` and supervisord print (a container's `docker logs`).
+        self.output = open(self.base_dir / "log" / "run.log", "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "avoviirscollector.cli", "run"],
+            env=self.env,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            self.wait_running(programs, timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, timeout: float = 30) -> None:
+        """Stop supervisord and its programs; kill whatever is left after ``timeout``."""
+        if self.process is None:
+            return
+        try:
+            self._seen_pids.update(p for p in self._pids().values() if p)
+        except (OSError, xmlrpc.client.Error, CollectorError):
+            pass
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        for pid in self._seen_pids:  # programs run in process groups of their own
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        self.output.close()
+        self.process = None
+
+    def __enter__(self) -> CollectorProcess:
+        return self.start() if self.process is None else self
+
+    def __exit__(self, *exc_info) -> None:
+        self.stop()
+
+    # -- supervisord --------------------------------------------------------------
+
+    def rpc(self) -> xmlrpc.client.ServerProxy:
+        """supervisord's XML-RPC interface (``.supervisor.getAllProcessInfo()``, ...)."""
+        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
+        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+
+    def _info(self) -> list[dict]:
+        if self.process is not None and self.process.poll() is not None:
+            raise CollectorError(
+                f"supervisord exited with status {self.process.returncode}; "
+                f"see {self.output.name} and {self.base_dir / 'log'}"
+            )
+        return self.rpc().supervisor.getAllProcessInfo()
+
+    def _pids(self) -> dict[str, int]:
+        return {info["name"]: info["pid"] for info in self._info()}
+
+    def program_states(self) -> dict[str, str]:
+        """program -> supervisord's state name (RUNNING, BACKOFF, FATAL, ...)."""
+        return {info["name"]: info["statename"] for info in self._info()}
+
+    def pid(self, program: str) -> int:
+        """The pid of a program (0 when it is not running)."""
+        pid = self._pids()[program]
+        if pid:
+            self._seen_pids.add(pid)
+        return pid
+
+    def kill9(self, program: str) -> int:
+        """SIGKILL a program, as a crash would; return the pid that was killed."""
+        pid = self.pid(program)
+        if not pid:
+            raise CollectorError(f"{program} is not running")
+        os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def wait_running(
+        self,
+        programs: Iterable[str] = PIPELINE,
+        timeout: float = 60,
+        not_pids: Iterable[int] = (),
+    ) -> dict[str, int]:
+        """Wait until every one of ``programs`` is RUNNING with a pid not in ``not_pids``."""
+        programs, not_pids = list(programs), set(not_pids)
+        deadline = time.monotonic() + timeout
+        last = "supervisord not answering yet"
+        while time.monotonic() < deadline:
+            try:
+                infos = {info["name"]: info for info in self._info()}
+            except (OSError, xmlrpc.client.Error) as error:
+                last = f"supervisord not answering yet: {error}"
+            else:
+                waiting = [
+                    f"{name}={infos[name]['statename'] if name in infos else 'unknown'}"
+                    for name in programs
+                    if name not in infos
+                    or infos[name]["statename"] != "RUNNING"
+                    or infos[name]["pid"] in not_pids
+                ]
+                if not waiting:
+                    pids = {name: infos[name]["pid"] for name in programs}
+                    self._seen_pids.update(pids.values())
+                    return pids
+                last = "waiting for " + ", ".join(waiting)
+            time.sleep(0.1)
+        raise CollectorError(f"programs not RUNNING after {timeout} s: {last}")
+
+    def wait_subscribed(
+        self, subscriptions: Mapping[str, Iterable[str]] = SUBSCRIPTIONS, timeout: float = 30
+    ) -> None:
+        """Wait until each subscriber has a TCP connection to each of its publishers.
+
+        RUNNING says a process started, not that its posttroll subscriber found the
+        publishers (that takes the nameserver's announcement, about 2 s). A file
+        landing before then would reach nobody; tests and benchmarks wait here.
+        """
+        deadline = time.monotonic() + timeout
+        missing: list[str] = []
+        while time.monotonic() < deadline:
+            missing = self._missing_subscriptions(subscriptions)
+            if not missing:
+                time.sleep(0.2)  # the subscription itself follows the connection
+                return
+            time.sleep(0.1)
+        raise CollectorError(f"not subscribed after {timeout} s: {', '.join(missing)}")
+
+    def _missing_subscriptions(self, subscriptions: Mapping[str, Iterable[str]]) -> list[str]:
+        pids = self._pids()
+        return [
+            f"{subscriber}->{publisher}"
+            for publisher, subscribers in subscriptions.items()
+            for subscriber in subscribers
+            if not connected(pids.get(subscriber), pids.get(publisher))
+        ]
+
+    # -- paths --------------------------------------------------------------------
+
+    @property
+    def sdr_dir(self) -> Path:
+        """Where files must land to be published."""
+        return self.base_dir / "sdr"
+
+    def log(self, program: str) -> str:
+        """A program's log so far (for assertion messages)."""
+        path = self.base_dir / "log" / f"{program}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+def connected(subscriber_pid: int | None, publisher_pid: int | None) -> bool:
+    """True when process ``subscriber_pid`` has a TCP connection to a port ``publisher_pid``
+    listens on (Linux /proc; a posttroll publisher listens on its one publishing port)."""
+    listening, established = _tcp_sockets()
+    ports = set(_owned(listening, publisher_pid))
+    return bool(ports & set(_owned(established, subscriber_pid)))
+
+
+def _tcp_sockets() -> tuple[dict[int, int], dict[int, int]]:
+    """(listening: inode -> local port, established: inode -> remote port) on this host."""
+    listening, established = {}, {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+            if state == "0A":
+                listening[inode] = int(local.rsplit(":", 1)[1], 16)
+            elif state == "01":
+                established[inode] = int(remote.rsplit(":", 1)[1], 16)
+    return listening, established
+
+
+def _owned(sockets: dict[int, int], pid: int | None) -> list[int]:
+    """The ports of the sockets in ``sockets`` that process ``pid`` holds."""
+    if not pid:
+        return []
+    found = []
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inode = int(target[8:-1])
+            if inode in sockets:
+                found.append(sockets[inode])
+    return found
