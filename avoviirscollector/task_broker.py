@@ -1,0 +1,383 @@
+"""task_broker: turn granule messages into tasks, once each, and hand them to workers.
+
+Granule messages from the segment_gatherers (``/AVO/viirs/granule/<product>``)
+arrive through the nameserver; the queue lives in SQLite (task_store.py) with the
+rules of task_rules.py. Workers ask on ``VIIRS_TASK_PORT`` (19091) with the original
+protocol; monitors read the queue state on ``VIIRS_STATE_PORT`` (19191) every second.
+
+The task port is a ZMQ ROUTER socket, which a worker's REQ socket cannot tell from
+the original REP: it lets the broker read every waiting request, answer them all
+under one committed transaction (one fsync for many hand-outs) and never wedge on a
+bad request. It also tells when a worker went away before its reply could be sent;
+that task goes back to the head of the queue instead of being lost.
+
+One thread owns the database and the sockets; the posttroll subscriber runs in a
+thread of its own and passes granules over an inproc socket.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+import zmq
+
+from . import bus, logs, settings
+from .task_rules import GranuleError, RequestError, TaskRequest, granule_from_message
+from .task_rules import parse_request as parse_task_request
+from .task_store import DB_NAME, Added, Task, TaskStore, open_store
+
+GRANULE_TOPIC = "/AVO/viirs/granule"
+#: Requests answered under one commit at most.
+MAX_BATCH = 64
+#: Seconds between two queue-state messages.
+STATE_INTERVAL = 1.0
+#: Seconds between two looks for expired leases.
+LEASE_CHECK_INTERVAL = 0.1
+#: Seconds between two clean-ups of the handed-out memory.
+FORGET_INTERVAL = 600.0
+_GRANULE_PIPE = "inproc://granules"
+
+log = logging.getLogger("task_broker")
+
+
+def _utc(epoch: float) -> str:
+    return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def encode_task(task: Task) -> bytes:
+    """The reply: a UTF-8 posttroll message, version v1.01, naive UTC datetimes."""
+    return bus.message(task.subject, task.atype, task.message_data()).encode().encode("utf-8")
+
+
+class GranuleListener(threading.Thread):
+    """Receives granule messages from every gatherer, whenever it starts or restarts."""
+
+    def __init__(self, context: zmq.Context):
+        super().__init__(name="granule-listener", daemon=True)
+        self.context = context
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Forward (subject, type, data) of each granule message to the broker's loop."""
+        push = self.context.socket(zmq.PUSH)
+        push.connect(_GRANULE_PIPE)
+        try:
+            with bus.subscribe(GRANULE_TOPIC) as subscriber:
+                for message in subscriber.recv(timeout=0.5):
+                    if self.stopping.is_set():
+                        break
+                    if message is not None:
+                        push.send_pyobj((message.subject, message.type, message.data))
+        finally:
+            push.close(linger=1000)
+
+
+@dataclass
+class _Answer:
+    """A reply and what to log once it is committed."""
+
+    reply: bytes
+    task: Task | None = None
+    notes: list[tuple[int, str, tuple]] = field(default_factory=list)
+
+    def note(self, level: int, text: str, *args) -> _Answer:
+        self.notes.append((level, text, args))
+        return self
+
+
+def _refusal(reason: str, peer: str) -> _Answer:
+    answer = _Answer(b"error: " + reason.encode("utf-8"))
+    return answer.note(logging.WARNING, "refused a request from %s: %s", peer, reason)
+
+
+class Broker:
+    """The broker's sockets and loop; :meth:`run` returns when asked to stop."""
+
+    def __init__(self, config: settings.Settings, store: TaskStore):
+        self.store = store
+        self.context = zmq.Context()
+        self.stopping = threading.Event()
+        self.stopped_by = ""
+        self.pull = self.context.socket(zmq.PULL)
+        self.pull.bind(_GRANULE_PIPE)
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.bind(f"tcp://*:{config.task_port}")
+        self.pub = self.context.socket(zmq.PUB)
+        self.pub.bind(f"tcp://*:{config.state_port}")
+        for sock in (self.pull, self.router, self.pub):
+            sock.setsockopt(zmq.LINGER, 0)
+        self.poller = zmq.Poller()
+        self.poller.register(self.pull, zmq.POLLIN)
+        self.poller.register(self.router, zmq.POLLIN)
+        self.listener = GranuleListener(self.context)
+
+    # --- granules -------------------------------------------------------------------
+
+    def _ingest(self) -> None:
+        """Store every granule waiting in the pipe under one commit, then log them."""
+        added: list[Added] = []
+        try:
+            with self.store.transaction():
+                while len(added) < 500:
+                    try:
+                        subject, atype, data = self.pull.recv_pyobj(zmq.NOBLOCK)
+                    except zmq.Again:
+                        break
+                    item = self._add(subject, atype, data)
+                    if item is not None:
+                        added.append(item)
+        except Exception:
+            log.exception("could not save %d granules; they are not queued", len(added))
+            return
+        for item in added:
+            _log_added(item)
+
+    def _add(self, subject: str, atype: str, data) -> Added | None:
+        try:
+            return self.store.add(granule_from_message(subject, atype, data))
+        except GranuleError as error:
+            log.error("dropped granule message %s: %s (data: %.300r)", subject, error, data)
+        except Exception:
+            log.exception("could not queue granule message %s (data: %.300r)", subject, data)
+        return None
+
+    # --- requests -------------------------------------------------------------------
+
+    def _serve(self) -> None:
+        """Answer every waiting request; commit once, then send the replies."""
+        batch = []
+        while len(batch) < MAX_BATCH:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            envelope, body, peer = _split(frames)
+            if envelope is not None:
+                batch.append((envelope, body, peer))
+        answers = []
+        try:
+            with self.store.transaction():
+                answers = [self._answer(body, peer) for _, body, peer in batch]
+        except Exception:
+            log.exception("could not record the answers to %d requests; none was handed out")
+            answers = [_Answer(b"error: the broker could not record the hand-out")] * len(batch)
+        for (envelope, _, peer), answer in zip(batch, answers, strict=True):
+            for level, text, args in answer.notes:
+                log.log(level, text, *args)
+            self._send(envelope, answer, peer)
+
+    def _send(self, envelope: list[bytes], answer: _Answer, peer: str) -> None:
+        try:
+            self.router.send_multipart([*envelope, answer.reply])
+        except zmq.ZMQError as error:
+            if answer.task is None:
+                log.warning("could not reply to %s (%s)", peer, error)
+                return
+            self.store.put_back(answer.task)
+            log.warning(
+                "worker %s went away before it got %s; the task is back at the head of the queue",
+                peer,
+                answer.task.describe(),
+            )
+
+    def _answer(self, body: bytes | None, peer: str) -> _Answer:
+        if body is None:
+            return _refusal("a request is one message frame", peer)
+        try:
+            request = parse_task_request(body)
+        except RequestError as error:
+            return _refusal(str(error), peer)
+        try:
+            with self.store.transaction():
+                return self._fulfil(request, peer)
+        except Exception as error:
+            log.exception("failed to answer %s from %s", request, peer)
+            return _Answer(f"error: the broker failed on this request ({error})".encode())
+
+    def _fulfil(self, request: TaskRequest, peer: str) -> _Answer:
+        answer = _Answer(b"")
+        if request.ack is not None:
+            acked = self.store.ack(request.ack)
+            if acked is None:
+                return _refusal(
+                    f"task id {request.ack} holds no lease (unknown, or its lease expired "
+                    "and the task went back to the queue)",
+                    peer,
+                )
+            answer.note(logging.INFO, "%s acknowledged by %s: done", acked.describe(), peer)
+            if not request.products:
+                answer.reply = b"ok"
+                return answer
+        if request.just_testing:
+            task = self.store.oldest(request.products)
+            answer.reply = b"" if task is None else encode_task(task)
+            return answer
+        task = self.store.take(request.products, request.lease)
+        if task is None:
+            return answer
+        answer.reply, answer.task = encode_task(task), task
+        if task.lease_id is None:
+            return answer.note(logging.INFO, "handed out %s to %s", task.describe(), peer)
+        return answer.note(
+            logging.INFO,
+            "handed out %s to %s with task id %s, leased for %g s (until %s)",
+            task.describe(),
+            peer,
+            task.lease_id,
+            request.lease,
+            _utc(task.lease_expires),
+        )
+
+    # --- timers ---------------------------------------------------------------------
+
+    def _expire_leases(self) -> None:
+        for task in self.store.expire_leases():
+            log.warning(
+                "lease %s of %s expired without an ack: back at the head of the %s queue",
+                task.lease_id,
+                task.describe(),
+                task.product,
+            )
+
+    def _publish_state(self) -> None:
+        self.pub.send_json(self.store.state())
+
+    def _forget(self) -> None:
+        forgotten = self.store.forget_handed_out()
+        if forgotten:
+            log.info("forgot %d granules handed out long ago", forgotten)
+
+    # --- the loop -------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (0) or until the granule listener dies (1)."""
+        self.listener.start()
+        now = time.monotonic()
+        due = {"state": now, "leases": now, "forget": now}
+        timers = {
+            "state": (STATE_INTERVAL, self._publish_state),
+            "leases": (LEASE_CHECK_INTERVAL, self._expire_leases),
+            "forget": (FORGET_INTERVAL, self._forget),
+        }
+        while not self.stopping.is_set():
+            wait = max(0.0, min(due.values()) - time.monotonic())
+            events = dict(self.poller.poll(timeout=wait * 1000))
+            if self.pull in events:
+                self._ingest()
+            if self.router in events:
+                self._serve()
+            now = time.monotonic()
+            for name, (interval, action) in timers.items():
+                if now >= due[name]:
+                    action()
+                    due[name] = now + interval
+            if not self.listener.is_alive():
+                log.critical("the granule listener stopped; exiting so supervisord restarts me")
+                return 1
+        return 0
+
+    def close(self) -> None:
+        """Stop the listener, keep the granules it passed on, close sockets and database."""
+        self.listener.stopping.set()
+        self.listener.join(timeout=5)
+        self._ingest()
+        self.context.destroy(linger=0)
+        self.store.close()
+
+
+def _split(frames: list) -> tuple[list[bytes] | None, bytes | None, str]:
+    """(envelope, body, peer address) of a request received on the ROUTER socket.
+
+    A REQ socket sends [identity, b"", body]; without the empty delimiter no reply
+    could reach it (a REP socket drops such messages too).
+    """
+    try:
+        peer = frames[-1].get("Peer-Address")
+    except (zmq.ZMQError, AttributeError):
+        peer = "a worker"
+    parts = [frame.bytes for frame in frames]
+    if b"" not in parts[1:]:
+        log.warning("dropped a message from %s without a REQ envelope", peer)
+        return None, None, peer
+    cut = parts.index(b"", 1) + 1
+    body = parts[cut] if len(parts) == cut + 1 else None
+    return parts[:cut], body, peer
+
+
+def _log_added(added: Added) -> None:
+    granule, task = added.granule, added.task
+    why = f" (reprocess {granule.reprocess})" if granule.reprocess else ""
+    if added.outcome == "queued":
+        log.info("queued %s%s", task.describe(), why)
+    elif added.outcome == "merged":
+        log.info(
+            "merged granule %s into %s, which keeps its place%s",
+            granule.describe(),
+            task.describe(),
+            why,
+        )
+    elif added.outcome == "replay":
+        log.info(
+            "ignored granule %s: handed out at %s already (published again); an operator's "
+            "reprocess is queued again",
+            granule.describe(),
+            _utc(added.handed_out_at),
+        )
+    else:
+        log.info(
+            "ignored granule %s: it is in %s, leased to a worker (it returns if the lease expires)",
+            granule.describe(),
+            task.describe(),
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the task broker until SIGTERM or SIGINT."""
+    parser = argparse.ArgumentParser(
+        prog="task_broker",
+        description="Queue a task per granule and hand tasks to workers (ports from "
+        "VIIRS_TASK_PORT and VIIRS_STATE_PORT, queue under VIIRS_BASE_DIR/state).",
+    )
+    parser.parse_args(argv)
+    config = settings.load_or_exit()
+    logs.setup("task_broker", config, daemon=True)
+    path = config.state_dir / DB_NAME
+    store = open_store(path, log)
+    try:
+        broker = Broker(config, store)
+    except zmq.ZMQError as error:
+        log.error(
+            "cannot listen on ports %d/%d: %s; exiting", config.task_port, config.state_port, error
+        )
+        store.close()
+        return 1
+
+    def stop(signum, _frame):
+        broker.stopped_by = signal.Signals(signum).name
+        broker.stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    state = store.state()
+    log.info(
+        "serving tasks on port %d, queue state on port %d; queue %s holds %d waiting "
+        "and %d leased tasks",
+        config.task_port,
+        config.state_port,
+        path,
+        state["queue length"],
+        state["tasks leased"],
+    )
+    try:
+        status = broker.run()
+    finally:
+        broker.close()
+    log.info("stopped (%s); the queue is saved in %s", broker.stopped_by or "error", path)
+    return status

@@ -1,0 +1,441 @@
+"""The durable task queue: SQLite in WAL mode, so a crash at any moment loses nothing.
+
+A granule counts as queued only once its transaction is committed; a hand-out is
+committed before its reply leaves (task_broker.py batches requests so that one
+fsync covers many hand-outs). Choosing the oldest task of the desired products is
+one index seek per product, never a scan of the queue.
+
+Exactly once: the granules of handed-out tasks are remembered for
+:data:`HANDED_OUT_MEMORY`, so a granule published again (a restarted gatherer
+replaying files from disk, a repeated message) does not become a second task,
+unless it carries a new ``reprocess`` request id (an operator's deliberate
+reprocess). A granule published again while still queued merges into its task.
+
+Leases: a task handed out with a lease stays in the database, marked with a
+lease id and a deadline; it is deleted when the worker acknowledges it, and goes
+back to the head of the queue when the deadline passes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .task_rules import Granule, dumps, is_replay, joins, loads, merge_data, task_data_from
+
+DB_NAME = "task_queue.sqlite"
+SCHEMA_VERSION = 1
+#: How long the granules of a handed-out task are remembered (seconds).
+HANDED_OUT_MEMORY = 2 * 24 * 3600.0
+
+_SCHEMA = """
+CREATE TABLE tasks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    position INTEGER NOT NULL,
+    product TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    platform_name TEXT NOT NULL,
+    orbit_number INTEGER NOT NULL,
+    atype TEXT NOT NULL,
+    data TEXT NOT NULL,
+    queued_at REAL NOT NULL,
+    lease_id TEXT UNIQUE,
+    lease_expires REAL
+);
+-- the oldest waiting task of a product: one seek (covering for the state summary)
+CREATE INDEX tasks_waiting ON tasks (product, position, queued_at) WHERE lease_expires IS NULL;
+CREATE INDEX tasks_key ON tasks (subject, platform_name, orbit_number);
+CREATE INDEX tasks_leased ON tasks (lease_expires) WHERE lease_expires IS NOT NULL;
+CREATE TABLE granules (
+    granule_id TEXT PRIMARY KEY,
+    task_id INTEGER,          -- the queued or leased task holding it, NULL once handed out
+    reprocess TEXT,           -- the reprocess request id it came with
+    handed_out_at REAL
+) WITHOUT ROWID;
+CREATE INDEX granules_task ON granules (task_id) WHERE task_id IS NOT NULL;
+CREATE INDEX granules_handed_out ON granules (handed_out_at) WHERE task_id IS NULL;
+"""
+
+_COLUMNS = (
+    "id, position, product, subject, platform_name, orbit_number, atype, data, queued_at, "
+    "lease_id, lease_expires"
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A task as stored; ``data`` has datetimes as datetime objects."""
+
+    id: int
+    position: int
+    product: str
+    subject: str
+    platform_name: str
+    orbit_number: int
+    atype: str
+    data: dict
+    queued_at: float
+    lease_id: str | None = None
+    lease_expires: float | None = None
+    #: the granules of a task removed from the queue, so it can be put back
+    granule_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_row(cls, row: tuple) -> Task:
+        """Build from a ``SELECT {_COLUMNS}`` row."""
+        values = list(row)
+        values[7] = loads(values[7])
+        return cls(*values)
+
+    def message_data(self) -> dict:
+        """The data the worker receives: a leased task carries its ``task_id``."""
+        if self.lease_id is None:
+            return self.data
+        return {**self.data, "task_id": self.lease_id}
+
+    def describe(self) -> str:
+        """For log lines: number, product, platform, orbit, start and file count."""
+        start = self.data.get("start_time")
+        start = start.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(start, dt.datetime) else start
+        files = len(self.data.get("dataset", ()))
+        return (
+            f"task {self.id} ({self.product} {self.platform_name} orbit {self.orbit_number} "
+            f"start {start}, {files} files)"
+        )
+
+
+@dataclass(frozen=True)
+class Added:
+    """What became of a granule: 'queued', 'merged', 'replay' or 'with worker'."""
+
+    outcome: str
+    granule: Granule
+    task: Task | None = None
+    #: for a replay: when the granule was handed out (epoch seconds)
+    handed_out_at: float | None = None
+
+
+class TaskStore:
+    """The queue in one SQLite database; one instance per process, used by one thread."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time):
+        self.path = Path(path)
+        self.clock = clock
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
+        self._depth = 0
+        try:
+            self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+        low, high = self._db.execute("SELECT min(position), max(position) FROM tasks").fetchone()
+        self._head = 0 if low is None else low
+        self._tail = 0 if high is None else high
+
+    def _prepare(self) -> None:
+        db = self._db
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise sqlite3.DatabaseError(f"cannot use WAL mode (got {mode})")
+        db.execute("PRAGMA synchronous=FULL")
+        check = [row[0] for row in db.execute("PRAGMA quick_check")]
+        if check != ["ok"]:
+            raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(check[:3]))
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            with self.transaction():
+                for statement in _SCHEMA.split(";"):  # no ";" in the comments
+                    if statement.strip():
+                        db.execute(statement)
+                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        elif version != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema version {version}, this broker knows 1")
+
+    def close(self) -> None:
+        """Close the database (everything is committed already)."""
+        self._db.close()
+
+    # --- transactions ---------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One durable transaction; nested calls become savepoints of the outer one.
+
+        The broker wraps a batch of requests in one transaction and each request in a
+        savepoint, so a failing request is undone alone and one commit covers them all.
+        """
+        outer = self._depth == 0
+        name = f"s{self._depth}"
+        self._db.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+        self._depth += 1
+        try:
+            yield
+        except BaseException:
+            self._depth -= 1
+            self._db.execute("ROLLBACK" if outer else f"ROLLBACK TO {name}")
+            if not outer:
+                self._db.execute(f"RELEASE {name}")
+            raise
+        self._depth -= 1
+        if not outer:
+            self._db.execute(f"RELEASE {name}")
+            return
+        try:
+            self._db.execute("COMMIT")
+        except BaseException:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    # --- granules in ----------------------------------------------------------------
+
+    def add(self, granule: Granule) -> Added:
+        """Queue a granule, merge it into its task, or recognise it as published again."""
+        with self.transaction():
+            return self._add(granule)
+
+    def _add(self, granule: Granule) -> Added:
+        known = self._db.execute(
+            "SELECT task_id, reprocess, handed_out_at FROM granules WHERE granule_id = ?",
+            (granule.granule_id,),
+        ).fetchone()
+        if known is not None:
+            task_id, reprocess, handed_out_at = known
+            if task_id is None and is_replay(granule, reprocess):
+                return Added("replay", granule, handed_out_at=handed_out_at)
+            task = self._task(task_id) if task_id is not None else None
+            if task is not None and task.lease_expires is None:
+                return self._merge(task, granule)
+            if task is not None and granule.reprocess is None:
+                return Added("with worker", granule, task)
+        target = self._joinable(granule)
+        if target is not None:
+            return self._merge(target, granule)
+        return self._insert(granule)
+
+    def _joinable(self, granule: Granule) -> Task | None:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM tasks WHERE subject = ? AND platform_name = ? "
+            "AND orbit_number = ? AND lease_expires IS NULL ORDER BY position",
+            granule.key,
+        )
+        for row in rows:
+            task = Task.from_row(row)
+            if joins(task.data["start_time"], granule.start_time):
+                return task
+        return None
+
+    def _merge(self, task: Task, granule: Granule) -> Added:
+        data = merge_data(task.data, granule.data)
+        self._db.execute("UPDATE tasks SET data = ? WHERE id = ?", (dumps(data), task.id))
+        self._hold(granule, task.id)
+        return Added("merged", granule, Task(**{**task.__dict__, "data": data}))
+
+    def _insert(self, granule: Granule) -> Added:
+        self._tail += 1
+        data = task_data_from(granule)
+        now = self.clock()
+        cursor = self._db.execute(
+            "INSERT INTO tasks (position, product, subject, platform_name, orbit_number, "
+            "atype, data, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._tail, granule.product, *granule.key, granule.atype, dumps(data), now),
+        )
+        self._hold(granule, cursor.lastrowid)
+        task = Task(
+            cursor.lastrowid,
+            self._tail,
+            granule.product,
+            *granule.key,
+            granule.atype,
+            data,
+            now,
+        )
+        return Added("queued", granule, task)
+
+    def _hold(self, granule: Granule, task_id: int) -> None:
+        self._db.execute(
+            "INSERT INTO granules (granule_id, task_id, reprocess, handed_out_at) "
+            "VALUES (?, ?, ?, NULL) ON CONFLICT (granule_id) DO UPDATE SET "
+            "task_id = excluded.task_id, handed_out_at = NULL, "
+            "reprocess = coalesce(excluded.reprocess, granules.reprocess)",
+            (granule.granule_id, task_id, granule.reprocess),
+        )
+
+    # --- tasks out ------------------------------------------------------------------
+
+    def _task(self, task_id: int) -> Task | None:
+        row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
+        row = row.fetchone()
+        return None if row is None else Task.from_row(row)
+
+    def oldest(self, products: Iterable[str]) -> Task | None:
+        """The oldest waiting task of any of ``products``, left in the queue."""
+        best = None
+        for product in products:
+            row = self._db.execute(
+                "SELECT position, id FROM tasks WHERE lease_expires IS NULL AND product = ? "
+                "ORDER BY position LIMIT 1",
+                (product,),
+            ).fetchone()
+            if row is not None and (best is None or row < best):
+                best = row
+        return None if best is None else self._task(best[1])
+
+    def take(self, products: Iterable[str], lease: float | None = None) -> Task | None:
+        """Hand out the oldest wanted task: removed, or leased for ``lease`` seconds."""
+        with self.transaction():
+            task = self.oldest(products)
+            if task is None:
+                return None
+            if lease is None:
+                return self._remove(task)
+            lease_id = f"{task.id}-{secrets.token_hex(6)}"
+            expires = self.clock() + lease
+            self._db.execute(
+                "UPDATE tasks SET lease_id = ?, lease_expires = ? WHERE id = ?",
+                (lease_id, expires, task.id),
+            )
+            return Task(**{**task.__dict__, "lease_id": lease_id, "lease_expires": expires})
+
+    def _remove(self, task: Task) -> Task:
+        granule_ids = self._db.execute(
+            "SELECT granule_id FROM granules WHERE task_id = ?", (task.id,)
+        ).fetchall()
+        self._db.execute("DELETE FROM tasks WHERE id = ?", (task.id,))
+        self._db.execute(
+            "UPDATE granules SET task_id = NULL, handed_out_at = ? WHERE task_id = ?",
+            (self.clock(), task.id),
+        )
+        return Task(**{**task.__dict__, "granule_ids": tuple(row[0] for row in granule_ids)})
+
+    def put_back(self, task: Task) -> None:
+        """Return a handed-out task to the head of the queue (its reply could not be sent)."""
+        with self.transaction():
+            self._head -= 1
+            if task.lease_id is not None:
+                self._db.execute(
+                    "UPDATE tasks SET lease_id = NULL, lease_expires = NULL, position = ? "
+                    "WHERE id = ?",
+                    (self._head, task.id),
+                )
+                return
+            self._db.execute(
+                "INSERT INTO tasks (id, position, product, subject, platform_name, orbit_number, "
+                "atype, data, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (task.id, self._head, task.product, task.subject, task.platform_name)
+                + (task.orbit_number, task.atype, dumps(task.data), task.queued_at),
+            )
+            self._db.executemany(
+                "UPDATE granules SET task_id = ?, handed_out_at = NULL WHERE granule_id = ?",
+                [(task.id, granule_id) for granule_id in task.granule_ids],
+            )
+
+    def ack(self, lease_id: str) -> Task | None:
+        """Finish a leased task; None when no task holds that lease (expired or unknown)."""
+        with self.transaction():
+            row = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE lease_id = ?", (lease_id,)
+            ).fetchone()
+            if row is None:
+                return None
+            return self._remove(Task.from_row(row))
+
+    def expire_leases(self) -> list[Task]:
+        """Put tasks whose lease ran out back at the head of the queue, in their order."""
+        with self.transaction():
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM tasks WHERE lease_expires IS NOT NULL "
+                "AND lease_expires <= ? ORDER BY position DESC",
+                (self.clock(),),
+            ).fetchall()
+            returned = []
+            for row in rows:
+                self._head -= 1
+                self._db.execute(
+                    "UPDATE tasks SET lease_id = NULL, lease_expires = NULL, position = ? "
+                    "WHERE id = ?",
+                    (self._head, row[0]),
+                )
+                returned.append(Task.from_row(row))
+            return returned[::-1]
+
+    def next_lease_expiry(self) -> float | None:
+        """When the next lease runs out (epoch seconds), or None."""
+        return self._db.execute(
+            "SELECT min(lease_expires) FROM tasks WHERE lease_expires IS NOT NULL"
+        ).fetchone()[0]
+
+    def forget_handed_out(self, memory: float = HANDED_OUT_MEMORY) -> int:
+        """Forget granules handed out longer than ``memory`` seconds ago; return how many."""
+        with self.transaction():
+            return self._db.execute(
+                "DELETE FROM granules WHERE task_id IS NULL AND handed_out_at < ?",
+                (self.clock() - memory,),
+            ).rowcount
+
+    # --- the monitors' view ---------------------------------------------------------
+
+    def state(self) -> dict:
+        """Queue length, products waiting, count per product, oldest task's age, leases."""
+        rows = self._db.execute(
+            "SELECT product, count(*), min(queued_at) FROM tasks "
+            "WHERE lease_expires IS NULL GROUP BY product ORDER BY product"
+        ).fetchall()
+        leased = self._db.execute(
+            "SELECT count(*) FROM tasks WHERE lease_expires IS NOT NULL"
+        ).fetchone()[0]
+        oldest = min((row[2] for row in rows), default=None)
+        return {
+            "queue length": sum(row[1] for row in rows),
+            "products waiting": [row[0] for row in rows],
+            "tasks per product": {row[0]: row[1] for row in rows},
+            "oldest task age": None if oldest is None else round(self.clock() - oldest, 1),
+            "tasks leased": leased,
+        }
+
+    def queued(self) -> list[Task]:
+        """Every waiting task, oldest first (for tests and the status command)."""
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM tasks WHERE lease_expires IS NULL ORDER BY position"
+        )
+        return [Task.from_row(row) for row in rows]
+
+
+def move_aside(path: Path, now: float | None = None) -> Path:
+    """Rename a database and its WAL files to ``<name>.corrupt-<UTC time>``; return the new name."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    for suffix in ("", "-wal", "-shm"):
+        source = path.with_name(path.name + suffix)
+        if source.exists():
+            source.rename(aside.with_name(aside.name + suffix))
+    return aside
+
+
+def open_store(path: str | Path, log: logging.Logger, **options) -> TaskStore:
+    """Open the queue; a corrupt or unreadable database is moved aside and the queue starts empty.
+
+    Crash-looping on a broken file would stop every worker; an empty queue keeps new
+    granules flowing while an operator looks at the file kept aside.
+    """
+    path = Path(path)
+    try:
+        return TaskStore(path, **options)
+    except sqlite3.DatabaseError as error:
+        aside = move_aside(path)
+        log.error(
+            "task queue %s is unreadable (%s): moved it to %s and started with an empty "
+            "queue; its tasks are not served (inspect it with sqlite3)",
+            path,
+            error,
+            aside,
+        )
+        return TaskStore(path, **options)
