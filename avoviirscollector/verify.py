@@ -1,0 +1,48 @@
+"""Is a downloaded file the file GINA announced? MD5 streamed, then an HDF5 open.
+
+Both checks read in fixed-size pieces, so memory does not grow with the file
+(a 1 GB geolocation file costs the same few MB as a 1 MB band file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+#: Bytes read at a time: big enough for disk throughput, small enough for memory.
+READ_SIZE = 1024 * 1024
+
+
+class VerifyError(ValueError):
+    """The file is not what was announced (wrong MD5, not HDF5)."""
+
+
+def md5sum(path: str | os.PathLike, read_size: int = READ_SIZE) -> str:
+    """Hex MD5 of a file, read in pieces of ``read_size`` bytes."""
+    digest = hashlib.md5()
+    buffer = bytearray(read_size)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as stream:
+        while count := stream.readinto(buffer):
+            digest.update(view[:count])
+    return digest.hexdigest()
+
+
+def check_hdf5(path: str | os.PathLike) -> None:
+    """Raise VerifyError unless h5py can open the file and read its root group."""
+    import h5py  # imported here: the stand-in and the CLI do not need it to start
+
+    try:
+        with h5py.File(path, "r") as h5:
+            list(h5.keys())
+    except (OSError, ValueError) as error:
+        raise VerifyError(f"not a readable HDF5 file: {error}") from None
+
+
+def verify(path: str | os.PathLike, expected_md5: str) -> None:
+    """Raise VerifyError unless the file has the expected MD5 and opens as HDF5."""
+    actual = md5sum(path)
+    if actual != expected_md5.lower():
+        size = os.path.getsize(path)
+        raise VerifyError(f"MD5 {actual} of {size} bytes differs from announced {expected_md5}")
+    check_hdf5(path)
