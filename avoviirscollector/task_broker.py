@@ -316,12 +316,19 @@ def _log_added(added: Added) -> None:
     why = f" (reprocess {granule.reprocess})" if granule.reprocess else ""
     if added.outcome == "queued":
         log.info("queued %s%s", task.describe(), why)
-    elif added.outcome == "merged":
+    elif added.outcome == "merged" and added.files_added:
         log.info(
-            "merged granule %s into %s, which keeps its place%s",
+            "merged granule %s into %s (%d new files), which keeps its place%s",
             granule.describe(),
             task.describe(),
+            added.files_added,
             why,
+        )
+    elif added.outcome == "merged":
+        log.info(
+            "granule %s published again: already in %s, nothing to add",
+            granule.describe(),
+            task.describe(),
         )
     elif added.outcome == "replay":
         log.info(

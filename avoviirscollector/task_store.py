@@ -120,6 +120,8 @@ class Added:
     task: Task | None = None
     #: for a replay: when the granule was handed out (epoch seconds)
     handed_out_at: float | None = None
+    #: for a merge: files the task did not have yet
+    files_added: int = 0
 
 
 class TaskStore:
@@ -237,7 +239,8 @@ class TaskStore:
         data = merge_data(task.data, granule.data)
         self._db.execute("UPDATE tasks SET data = ? WHERE id = ?", (dumps(data), task.id))
         self._hold(granule, task.id)
-        return Added("merged", granule, Task(**{**task.__dict__, "data": data}))
+        added = len(data["dataset"]) - len(task.data["dataset"])
+        return Added("merged", granule, Task(**{**task.__dict__, "data": data}), files_added=added)
 
     def _insert(self, granule: Granule) -> Added:
         self._tail += 1
