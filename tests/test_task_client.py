@@ -178,3 +178,59 @@ def test_cli_without_broker_fails_in_one_line_within_the_timeout():
 def test_task_json_turns_datetimes_into_iso_text():
     text = task_json(granule_task())
     assert json.loads(text)["end_time"] == "2024-05-01T12:01:25"
+
+
+# ----------------------------------------------------------------- the real broker
+
+
+@pytest.fixture
+def real_broker(base_dir):
+    """The real task_broker on free ports, with an empty queue in a temporary base."""
+    from avoviirscollector.sniff import receive
+
+    ports = {"VIIRS_TASK_PORT": str(free_port()), "VIIRS_STATE_PORT": str(free_port())}
+    env = dict(os.environ, VIIRS_BASE_DIR=str(base_dir), **ports)
+    (base_dir / "state").mkdir()
+    log = (base_dir / "task_broker.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from avoviirscollector.task_broker import main; exit(main())"],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        # Ready when its first queue state arrives (it publishes every second).
+        next(receive(f"tcp://127.0.0.1:{ports['VIIRS_STATE_PORT']}", "", 20, 1))
+        yield ports
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "avoviirscollector.cli", *args],
+        capture_output=True, text=True, timeout=30, env=dict(os.environ),
+    )  # fmt: skip
+
+
+def test_real_broker_with_empty_queue_says_none_waiting_and_refuses_a_bad_lease(real_broker):
+    port = real_broker["VIIRS_TASK_PORT"]
+    empty = run_cli("task", "--product", "tir", "--just-testing", "--port", port)
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout == f"no task waiting for tir at tcp://localhost:{port}\n"
+    refused = run_cli("task", "--product", "tir", "--lease", "-5", "--port", port)
+    assert refused.returncode == 1
+    assert refused.stdout == ""
+    assert refused.stderr.startswith("task: error:") and refused.stderr.count("\n") == 1
+    again = run_cli("task", "--product", "mir", "--port", port)
+    assert again.returncode == 0, "the broker goes on serving after a refused request"
+
+
+def test_sniff_queue_length_reads_the_real_broker(real_broker):
+    result = run_cli("sniff", "queue", "--length", "--port", real_broker["VIIRS_STATE_PORT"])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "0\n"
