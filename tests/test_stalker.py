@@ -1,0 +1,205 @@
+"""Our trollstalker publishes one message per landed SDR file, and nothing else.
+
+A real nameserver, the real ``viirscollector stalker`` with etc/trollstalker.ini,
+real files renamed into sdr/, and a real posttroll subscriber.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from bus_helpers import (
+    REPO,
+    BusListener,
+    Daemon,
+    daemon_env,
+    granule_names,
+    land,
+    nameserver_argv,
+    viirscollector,
+    wait_until,
+)
+
+from avoviirscollector import bus, filenames, stalker
+from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector.netutil import free_port
+from avoviirscollector.recent_files import recent_files
+
+QUIET = 1.0
+
+
+@pytest.fixture(scope="module")
+def base():
+    path = Path(tempfile.mkdtemp(prefix="v"))
+    for name in ("sdr", "tmp", "log"):
+        (path / name).mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nameserver(base):
+    daemon = Daemon(nameserver_argv(), daemon_env(base), base / "log" / "nameserver.log")
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def running_stalker(base, nameserver):
+    daemon = Daemon(viirscollector("stalker"), daemon_env(base), base / "log" / "stalker.log")
+    # After its catch-up, so the tests see only the messages of their own files.
+    wait_until(lambda: "catch-up: published" in daemon.log(), 20, "the stalker's catch-up")
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def listener(running_stalker):
+    with BusListener(FILE_TOPIC) as listener:
+        listener.wait_connected(running_stalker.pid)
+        listener.drain(0.2)
+        yield listener
+
+
+def test_file_renamed_into_sdr_gives_one_message_with_the_shared_fields(base, listener):
+    path = land(base, granule_names(["GITCO"], orbit=20001)[0])
+
+    message = listener.get()
+    assert message.subject == FILE_TOPIC
+    assert message.type == "file"
+    assert message.version == bus.MESSAGE_VERSION
+    assert message.data == file_message_data(path)
+    assert listener.drain(QUIET) == []
+
+
+def test_unknown_platform_is_logged_and_the_next_file_is_still_published(
+    base, listener, running_stalker
+):
+    unknown = land(base, granule_names(["SVI05"], platform="j03", orbit=20002)[0])
+    known = land(base, granule_names(["SVI05"], orbit=20002)[0])
+
+    message = listener.get()
+    assert message.data["uid"] == known.name
+    assert listener.drain(QUIET) == []
+    log = running_stalker.log()
+    assert f"{unknown} was not published: KeyError" in log
+    assert running_stalker.process.poll() is None
+
+
+def test_file_moved_out_of_sdr_gives_no_message(base, listener):
+    path = land(base, granule_names(["SVM15"], orbit=20003)[0])
+    assert listener.get().data["uid"] == path.name
+
+    os.replace(path, base / "tmp" / path.name)
+
+    assert listener.drain(QUIET) == []
+
+
+def test_hidden_file_gives_no_message_until_renamed_to_its_real_name(base, listener):
+    name = granule_names(["SVM16"], orbit=20004)[0]
+    hidden = base / "sdr" / f".{name}"
+    hidden.write_bytes(b"written in place")
+    assert listener.drain(QUIET) == []
+
+    os.replace(hidden, base / "sdr" / name)
+
+    assert listener.get().data["uid"] == name
+    assert listener.drain(QUIET) == []
+
+
+def test_file_written_in_place_is_published_once_when_closed(base, listener):
+    name = granule_names(["SVI04"], orbit=20005)[0]
+    with open(base / "sdr" / name, "wb") as stream:
+        stream.write(b"first half")
+        stream.flush()
+        stream.write(b"second half")
+
+    assert listener.get().data["uid"] == name
+    assert listener.drain(QUIET) == []
+
+
+def test_files_that_landed_while_down_are_published_at_start(tmp_path, nameserver):
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        (base / "sdr").mkdir()
+        names = granule_names(["GITCO", "SVI05"], orbit=20006)
+        for name in names:
+            (base / "sdr" / name).write_bytes(b"landed while trollstalker was down")
+        (base / "sdr" / "notes.txt").write_text("not an SDR file")
+        config = tmp_path / "trollstalker.ini"
+        text = (REPO / "etc" / "trollstalker.ini").read_text()
+        config.write_text(text.replace("catchup_delay = 3", "catchup_delay = 4"))
+
+        with BusListener(FILE_TOPIC) as listener:
+            daemon = Daemon(
+                viirscollector("stalker", "--config", str(config)),
+                daemon_env(base),
+                tmp_path / "stalker.log",
+            )
+            try:
+                listener.wait_connected(daemon.pid)
+                caught_up = [listener.get(timeout=15), listener.get()]
+                assert listener.drain(QUIET) == []
+            finally:
+                daemon.stop()
+        assert sorted(m.data["uid"] for m in caught_up) == sorted(names)
+        assert caught_up[0].data == file_message_data(base / "sdr" / caught_up[0].data["uid"])
+        assert "catch-up: published 2 file(s)" in daemon.log()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_stalker_stops_at_once_on_sigterm(base, nameserver, tmp_path):
+    daemon = Daemon(viirscollector("stalker"), daemon_env(base), tmp_path / "stalker.log")
+    wait_until(lambda: "watching" in daemon.log(), 20, "the stalker to watch sdr/")
+    started = time.monotonic()
+    assert daemon.stop(timeout=10) == 0
+    assert time.monotonic() - started < 3
+
+
+def test_event_fields_equal_those_built_from_the_path(tmp_path):
+    """trollstalker's own parsing (events) and file_message_data (catch-up) agree."""
+    options = stalker.read_options(REPO / "etc" / "trollstalker.ini")
+    # A plain publisher on a free port: no nameserver needed to parse names.
+    processor_options = dict(options.processor, posttroll_port=free_port(), nameservers=False)
+    processor = stalker.Stalker(tmp_path, **processor_options)
+    try:
+        for platform in filenames.PLATFORM_ALIASES:
+            for name in granule_names(["GMTCO", "SVI01"], platform=platform):
+                path = str(tmp_path / name)
+                assert dict(processor.parse_file_info(path)) == file_message_data(path)
+    finally:
+        processor.stop()
+
+
+def test_configuration_uses_the_nameserver_on_localhost_whatever_the_file_says():
+    options = stalker.read_options(REPO / "etc" / "trollstalker.ini")
+    assert options.processor["nameservers"] == [bus.NAMESERVER_HOST] == ["localhost"]
+    assert options.processor["topic"] == FILE_TOPIC
+    assert options.processor["aliases"] == {"platform_name": filenames.PLATFORM_ALIASES}
+
+
+def test_missing_configuration_is_one_clear_error(tmp_path):
+    with pytest.raises(stalker.ConfigError, match="cannot read"):
+        stalker.read_options(tmp_path / "absent.ini")
+    (tmp_path / "bad.ini").write_text("[viirs]\ntopic = /x\n")
+    with pytest.raises(stalker.ConfigError, match="'filepattern' is missing"):
+        stalker.read_options(tmp_path / "bad.ini")
+
+
+def test_recent_files_are_sdr_files_that_arrived_within_the_window(tmp_path):
+    names = granule_names(["GITCO", "SVI05"])
+    for name in names:
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / f".{names[0]}").write_bytes(b"hidden")
+    (tmp_path / "notes.txt").write_text("not an SDR file")
+    (tmp_path / "sub").mkdir()
+
+    assert sorted(p.name for p in recent_files(tmp_path, 10)) == sorted(names)
+    assert recent_files(tmp_path, 10, now=time.time() + 11 * 60) == []
+    assert recent_files(tmp_path / "absent", 10) == []
