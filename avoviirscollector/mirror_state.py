@@ -1,0 +1,110 @@
+"""The mirror's memory of files that failed, so a bad file is not retried in a tight loop.
+
+A file that failed (HTTP errors beyond the retries, wrong MD5, not HDF5) is tried
+again by a later run, but only after a pause that doubles with each failure:
+2 minutes after the first, then 4, 8, ... up to 6 hours. Success forgets it; so
+does a week without news of it (GINA keeps files only for a few days).
+
+The rules are pure functions of the memory and the clock; :func:`load` and
+:func:`save` are the only I/O (one small JSON file per queue in ``state/``, written
+atomically so a killed run leaves the old or the new file, never half of one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+FIRST_PAUSE = 120.0
+MAX_PAUSE = 6 * 3600.0
+FORGET_AFTER = 7 * 86400.0
+
+
+def pause(failures: int) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row before trying again."""
+    if failures <= 0:
+        return 0.0
+    return min(FIRST_PAUSE * 2 ** (failures - 1), MAX_PAUSE)
+
+
+@dataclass
+class Failure:
+    """How often a file failed in a row, when last, and why."""
+
+    count: int
+    last: float
+    error: str
+
+    @property
+    def retry_at(self) -> float:
+        """Epoch seconds from which the file may be tried again."""
+        return self.last + pause(self.count)
+
+
+class FailureMemory:
+    """Failures by file name."""
+
+    def __init__(self, failures: dict[str, Failure] | None = None):
+        self.failures = dict(failures or {})
+
+    def due(self, name: str, now: float) -> bool:
+        """True when the file may be fetched now (never failed, or its pause is over)."""
+        failure = self.failures.get(name)
+        return failure is None or now >= failure.retry_at
+
+    def failed(self, name: str, error: str, now: float) -> Failure:
+        """Remember one more failure of ``name``."""
+        old = self.failures.get(name)
+        failure = Failure((old.count if old else 0) + 1, now, error)
+        self.failures[name] = failure
+        return failure
+
+    def succeeded(self, name: str) -> None:
+        """Forget a file that has now arrived."""
+        self.failures.pop(name, None)
+
+    def prune(self, now: float) -> None:
+        """Forget failures older than FORGET_AFTER."""
+        self.failures = {n: f for n, f in self.failures.items() if now - f.last < FORGET_AFTER}
+
+    def to_json(self) -> str:
+        """Stable JSON text of the memory."""
+        return json.dumps({n: asdict(f) for n, f in sorted(self.failures.items())}, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> FailureMemory:
+        """Parse :meth:`to_json`'s text; ValueError when it is not that."""
+        document = json.loads(text)
+        if not isinstance(document, dict):
+            raise ValueError("not a JSON object")
+        try:
+            return cls({name: Failure(**fields) for name, fields in document.items()})
+        except TypeError as error:
+            raise ValueError(f"unexpected entry: {error}") from None
+
+
+def load(path: Path) -> tuple[FailureMemory, str | None]:
+    """The memory at ``path`` (empty when missing); a problem text when it was unreadable."""
+    try:
+        return FailureMemory.from_json(path.read_text()), None
+    except FileNotFoundError:
+        return FailureMemory(), None
+    except (OSError, ValueError) as error:
+        return FailureMemory(), f"{path} unreadable ({error}); starting with an empty memory"
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a small file so a crash leaves the old or the new content, never half of it."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temporary, "w") as stream:
+        stream.write(text)
+        stream.flush()
+        os.fsync(stream.fileno())
+    os.replace(temporary, path)
+
+
+def save(memory: FailureMemory, path: Path) -> None:
+    """Store the memory atomically."""
+    write_atomically(path, memory.to_json())
