@@ -341,9 +341,10 @@ class RuleQueue:
     def add(self, granule: Granule) -> str:
         """Queue or merge a granule; return 'queued', 'merged' or 'duplicate'."""
         gid = granule.granule_id
-        if gid in self.handed_out and is_replay(granule, self.handed_out[gid]):
+        target = next((t for t in self.tasks if gid in t.granules), None)
+        if target is None and gid in self.handed_out and is_replay(granule, self.handed_out[gid]):
             return "duplicate"
-        target = next((t for t in self.tasks if gid in t.granules), None) or next(
+        target = target or next(
             (
                 t
                 for t in self.tasks
