@@ -187,8 +187,14 @@ ALL_SEGMENTS = tuple(sorted({segment for segments in PRODUCTS.values() for segme
 def granule_names(
     segments, platform: str = "j01", orbit: int = 10131, start: dt.datetime | None = None
 ) -> list[str]:
-    """Real file names of one granule (content does not matter to the pipeline)."""
-    start = start or dt.datetime(2019, 10, 21, 23, 27, 56, 100000)
+    """Real file names of one granule (content does not matter to the pipeline).
+
+    Each orbit number gets its own start time by default: segment_gatherer puts files
+    whose start times are within 30 s into one granule whatever their orbit.
+    """
+    if start is None:
+        start = dt.datetime(2019, 10, 21, 0, 0, 0, 100000)
+        start += dt.timedelta(seconds=86 * (orbit % 1000))
     end = start + dt.timedelta(seconds=85.2)
     created = start + dt.timedelta(minutes=11)
     return [filenames.compose(s, platform, start, end, orbit, created) for s in segments]

@@ -1,0 +1,239 @@
+"""Our segment_gatherer turns file messages into one granule message per product.
+
+A real nameserver, the real ``viirscollector gatherer`` with etc/segment_gatherer.ini,
+file messages from a real posttroll publisher, granules read by a real subscriber.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import tempfile
+import time
+from configparser import RawConfigParser
+from pathlib import Path
+
+import pytest
+from bus_helpers import (
+    PRODUCTS,
+    REPO,
+    BusListener,
+    Daemon,
+    daemon_env,
+    granule_names,
+    nameserver_argv,
+    viirscollector,
+    wait_until,
+)
+
+from avoviirscollector import bus, filenames, gatherer
+from avoviirscollector.collector_process import connected
+from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+
+GATHERER_INI = REPO / "etc" / "segment_gatherer.ini"
+QUIET = 1.0
+
+
+@pytest.fixture(scope="module")
+def base():
+    path = Path(tempfile.mkdtemp(prefix="v"))
+    for name in ("sdr", "tmp", "log"):
+        (path / name).mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def nameserver(base):
+    daemon = Daemon(nameserver_argv(), daemon_env(base), base / "log" / "nameserver.log")
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def publisher(nameserver):
+    with bus.publish("test_files") as pub:
+        yield pub
+
+
+def start_gatherer(base: Path, section: str, log_name: str | None = None) -> Daemon:
+    log = base / "log" / f"{log_name or section}.log"
+    daemon = Daemon(viirscollector("gatherer", section), daemon_env(base), log)
+    return daemon
+
+
+def wait_replayed(daemon: Daemon, count: int = 1):
+    wait_until(lambda: daemon.log().count("replay:") >= count, 20, "the gatherer's replay")
+
+
+@pytest.fixture(scope="module")
+def tir(base, nameserver, publisher):
+    daemon = start_gatherer(base, "viirs_tir")
+    wait_until(lambda: connected(daemon.pid, os.getpid()), 20, "the gatherer to subscribe")
+    wait_replayed(daemon)
+    yield daemon
+    daemon.stop()
+
+
+@pytest.fixture
+def granules(tir):
+    with BusListener("/AVO/viirs/granule") as listener:
+        listener.wait_connected(tir.pid)
+        yield listener
+
+
+def send_files(publisher, base: Path, names, **extra):
+    for name in names:
+        data = dict(file_message_data(base / "sdr" / name), **extra)
+        publisher.send(str(bus.message(FILE_TOPIC, "file", data)))
+
+
+def test_complete_granule_gives_one_granule_message(base, publisher, granules):
+    names = granule_names(["GITCO", "SVI05"], orbit=30001)
+
+    send_files(publisher, base, names)
+
+    granule = granules.get()
+    assert granule.subject == "/AVO/viirs/granule/tir"
+    assert granule.type == "dataset"
+    assert granule.version == bus.MESSAGE_VERSION
+    assert [d["uid"] for d in granule.data["dataset"]] == names
+    assert [d["uri"] for d in granule.data["dataset"]] == [str(base / "sdr" / n) for n in names]
+    first = filenames.parse(names[0])
+    assert granule.data["platform_name"] == "NOAA-20"
+    assert granule.data["orbit_number"] == 30001
+    assert granule.data["start_time"] == first.start
+    assert granule.data["end_time"] == first.end
+    assert granules.drain(QUIET) == []
+
+
+def test_incomplete_granule_gives_no_message(base, publisher, granules):
+    send_files(publisher, base, granule_names(["GITCO", "SVI04"], orbit=30002))
+
+    assert granules.drain(QUIET) == []
+
+
+def test_reprocess_key_of_the_files_survives_into_the_granule_message(base, publisher, granules):
+    names = granule_names(["GITCO", "SVI05"], orbit=30003)
+
+    send_files(publisher, base, names, reprocess="operator 2026-11-28")
+
+    assert granules.get().data["reprocess"] == "operator 2026-11-28"
+
+
+def test_reprocess_key_on_a_later_file_still_marks_the_granule(base, publisher, granules):
+    first, last = granule_names(["GITCO", "SVI05"], orbit=30004)
+
+    send_files(publisher, base, [first])
+    send_files(publisher, base, [last], reprocess=True)
+
+    assert granules.get().data["reprocess"] is True
+
+
+def test_half_collected_granule_completes_after_a_crash_and_restart(base, publisher):
+    """GITCO gathered, gatherer killed, SVI05 lands meanwhile: the restart's replay completes it."""
+    gitco, svi04 = granule_names(["GITCO", "SVI04"], orbit=30005)
+    first = start_gatherer(base, "viirs_mir", "mir-1")
+    try:
+        wait_replayed(first)
+        (base / "sdr" / gitco).write_bytes(b"x")
+        send_files(publisher, base, [gitco])
+        wait_until(lambda: f"{gitco} processed" in first.log(), 10, "GITCO in the open granule")
+    finally:
+        first.signal(signal.SIGKILL)
+        first.stop()
+    (base / "sdr" / svi04).write_bytes(b"x")  # landed while the gatherer was down
+
+    with BusListener("/AVO/viirs/granule/mir") as granules:
+        second = start_gatherer(base, "viirs_mir", "mir-2")
+        try:
+            granules.wait_connected(second.pid)
+            granule = granules.get(timeout=15)
+        finally:
+            second.stop()
+    assert sorted(d["uid"] for d in granule.data["dataset"]) == sorted([gitco, svi04])
+
+
+def test_sigusr1_replays_the_recent_files(base, tir, granules):
+    names = granule_names(["GITCO", "SVI05"], orbit=30006)
+    for name in names:
+        (base / "sdr" / name).write_bytes(b"x")
+
+    tir.signal(signal.SIGUSR1)
+
+    assert [d["uid"] for d in granules.get().data["dataset"]] == names
+
+
+def test_gatherer_with_an_open_granule_stops_at_once_on_sigterm(base, publisher):
+    daemon = start_gatherer(base, "viirs_vis", "vis-stop")
+    wait_until(lambda: connected(daemon.pid, os.getpid()), 20, "the gatherer to subscribe")
+    name = granule_names(["GMTCO"], orbit=30007)[0]
+    send_files(publisher, base, [name])
+    wait_until(lambda: f"{name} processed" in daemon.log(), 10, "an open granule")
+
+    started = time.monotonic()
+    assert daemon.stop(timeout=20) == 0
+    assert time.monotonic() - started < 4, "today's gatherer waits up to timeliness (600 s)"
+
+
+def test_files_of_other_products_open_no_granule(base):
+    config, _ = gatherer.load_config(GATHERER_INI, "viirs_tir")
+    tir = gatherer.Gatherer(config, base / "sdr", replay_minutes=10)
+    for name in granule_names(["SVM15", "GMTCO", "SVI04"], orbit=30008):
+        tir.process(bus.message(FILE_TOPIC, "file", file_message_data(base / "sdr" / name)))
+    assert tir.slots == {}
+
+    tir.process(bus.message(FILE_TOPIC, "file", file_message_data(granule_names(["SVI05"])[0])))
+    assert len(tir.slots) == 1
+
+
+def test_end_time_is_dated_on_the_start_day_even_across_midnight():
+    config, _ = gatherer.load_config(GATHERER_INI, "viirs_tir")
+    parser = gatherer.Gatherer(config, "/nonexistent", 10)._patterns["viirs_tir"].parser
+    start = dt.datetime(2019, 10, 21, 23, 59, 30)
+    for name in granule_names(["GITCO"], start=start) + granule_names(["GITCO"]):
+        fields = parser.parse({"uid": name})
+        assert fields["end_time"] == filenames.parse(name).end
+
+
+def test_every_product_gathers_the_segments_the_issue_lists():
+    ini = RawConfigParser()
+    ini.read(GATHERER_INI)
+    assert ini.sections() == [f"viirs_{product}" for product in PRODUCTS]
+    for product, segments in PRODUCTS.items():
+        section = ini[f"viirs_{product}"]
+        files = ",".join(f":{segment}" for segment in segments)
+        assert section["critical_files"] == section["all_files"] == files
+        assert section["publish_topic"] == f"/AVO/viirs/granule/{product}"
+        assert section["topics"] == FILE_TOPIC
+        assert section.getint("timeliness") == 600
+        assert section["time_name"] == "start_time"
+        assert "start_date" not in section["pattern"], "today's gatherer needs start_time"
+
+
+def test_gatherer_patterns_agree_with_the_one_file_name_pattern():
+    from trollsift import Parser
+
+    for product, segments in PRODUCTS.items():
+        config, _ = gatherer.load_config(GATHERER_INI, f"viirs_{product}")
+        pattern = Parser(config["patterns"][f"viirs_{product}"]["pattern"])
+        for platform in filenames.PLATFORM_ALIASES:
+            for name in granule_names(segments, platform=platform):
+                expected = filenames.parse(name)
+                fields = pattern.parse(name)
+                assert fields["start_time"] == expected.start
+                assert fields["orig_platform_name"] == expected.platform
+                assert fields["orbit_number"] == expected.orbit
+                assert fields["segment"] == expected.segment
+                assert fields["proctime"] == expected.created
+
+
+def test_configuration_uses_the_nameserver_on_localhost_and_names_bad_sections():
+    config, replay_minutes = gatherer.load_config(GATHERER_INI, "viirs_btd")
+    assert config["posttroll"]["nameservers"] == [bus.NAMESERVER_HOST] == ["localhost"]
+    assert replay_minutes == 10
+    assert gatherer.segments_of(config) == {"GMTCO", "SVM15", "SVM16"}
+    with pytest.raises(gatherer.ConfigError, match=r"no section \[viirs_xyz\]"):
+        gatherer.load_config(GATHERER_INI, "viirs_xyz")
