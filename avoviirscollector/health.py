@@ -1,0 +1,105 @@
+"""``viirscollector health``: exit 0 when the collector works, else 1 and one line why.
+
+The container's HEALTHCHECK runs it every half minute, so it is light: no posttroll,
+no settings beyond the base directory and the state port, two short checks:
+
+1. supervisord answers on its unix socket (``<base>/tmp/supervisor.sock``, XML-RPC,
+   as supervisorctl talks to it) and reports every program RUNNING;
+2. the task broker's queue state (JSON, published every second on the state port,
+   19191) arrives within :data:`STATE_TIMEOUT` seconds.
+
+A program that supervisord gave up on (FATAL), one restarting in a loop (BACKOFF)
+or a broker that stopped publishing makes the container "unhealthy", which
+``docker ps`` shows and an orchestrator can act on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import xmlrpc.client
+from pathlib import Path
+
+SOCKET_NAME = "supervisor.sock"
+RPC_TIMEOUT = 5.0
+STATE_TIMEOUT = 5.0
+
+
+class Unhealthy(Exception):
+    """What is wrong, in one line."""
+
+
+def check_programs(sock: Path, timeout: float = RPC_TIMEOUT) -> int:
+    """Every supervisord program RUNNING; return how many. Unhealthy otherwise."""
+    from supervisor.xmlrpc import SupervisorTransport
+
+    if not sock.exists():
+        raise Unhealthy(f"supervisord is not running (no socket {sock})")
+    transport = SupervisorTransport(None, None, f"unix://{sock}")
+    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)  # the transport's socket takes the default timeout
+    try:
+        processes = proxy.supervisor.getAllProcessInfo()
+    except (OSError, xmlrpc.client.Error) as error:
+        raise Unhealthy(f"supervisord does not answer on {sock}: {error}") from None
+    finally:
+        socket.setdefaulttimeout(previous)
+        transport.close()
+    if not processes:
+        raise Unhealthy("supervisord runs no programs")
+    down = [f"{p['name']} {p['statename']}" for p in processes if p["statename"] != "RUNNING"]
+    if down:
+        raise Unhealthy("not running: " + ", ".join(sorted(down)))
+    return len(processes)
+
+
+def check_queue_state(port: int, timeout: float = STATE_TIMEOUT, host: str = "127.0.0.1") -> dict:
+    """One queue-state message from the broker; Unhealthy if none arrives in time."""
+    import zmq
+
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    try:
+        sub.connect(f"tcp://{host}:{port}")
+        if not sub.poll(int(timeout * 1000)):
+            raise Unhealthy(f"no queue state from task_broker on port {port} within {timeout:g} s")
+        frame = sub.recv()
+    finally:
+        sub.close(linger=0)
+        context.term()
+    try:
+        state = json.loads(frame)
+        length = state["queue length"]
+    except (ValueError, KeyError, TypeError):
+        raise Unhealthy(f"port {port} sends something that is not the queue state") from None
+    return {"queue length": length}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both checks; print one line; exit 0 healthy, 1 not."""
+    parser = argparse.ArgumentParser(
+        prog="viirscollector health",
+        description="Exit 0 when every supervisord program runs and the broker publishes.",
+    )
+    parser.add_argument("--timeout", type=float, default=STATE_TIMEOUT, help="seconds per check")
+    args = parser.parse_args(argv)
+    from . import settings
+
+    config = settings.load_or_exit()
+    try:
+        programs = check_programs(config.tmp_dir / SOCKET_NAME, args.timeout)
+        state = check_queue_state(config.state_port, args.timeout)
+    except Unhealthy as problem:
+        print(f"unhealthy: {problem}", file=sys.stderr)
+        return 1
+    print(f"healthy: {programs} programs running, queue length {state['queue length']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""`viirscollector health`: healthy only when every program runs and the broker publishes.
+
+Real supervisord (a minimal config of our own, and the collector's real one),
+real ZMQ sockets, the command run as the HEALTHCHECK runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+from bus_helpers import wait_until
+
+from avoviirscollector import health
+from avoviirscollector.collector_process import PROGRAMS, CollectorProcess
+from avoviirscollector.netutil import free_port
+
+CLI = [sys.executable, "-m", "avoviirscollector.cli"]
+
+
+@pytest.fixture
+def short_base():
+    """A base directory with a short path: AF_UNIX socket paths hold 107 bytes."""
+    base = Path(tempfile.mkdtemp(prefix="vh-", dir="/tmp"))
+    for name in ("tmp", "log"):
+        (base / name).mkdir()
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+def run_health(base: Path, state_port: int, timeout: float = 2.0):
+    env = {**os.environ, "VIIRS_BASE_DIR": str(base), "VIIRS_STATE_PORT": str(state_port)}
+    return subprocess.run(
+        [*CLI, "health", "--timeout", str(timeout)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+class StatePublisher:
+    """Publishes frames on a port every 0.1 s, as the broker publishes its queue state."""
+
+    def __init__(self, frame: bytes):
+        self.port = free_port()
+        self.frame = frame
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._stop.set()
+        self._thread.join(5)
+
+    def _run(self):
+        context = zmq.Context()
+        pub = context.socket(zmq.PUB)
+        pub.setsockopt(zmq.LINGER, 0)
+        pub.bind(f"tcp://127.0.0.1:{self.port}")
+        while not self._stop.wait(0.1):
+            pub.send(self.frame)
+        pub.close(linger=0)
+        context.term()
+
+
+SUPERVISORD_CONF = """
+[unix_http_server]
+file={base}/tmp/supervisor.sock
+[supervisord]
+nodaemon=true
+logfile={base}/log/supervisord.log
+pidfile={base}/tmp/supervisord.pid
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+[program:steady]
+command={python} -c "import time; time.sleep(120)"
+startsecs=0
+stopasgroup=true
+killasgroup=true
+[program:broken]
+command=false
+startsecs=1
+startretries=0
+autorestart=false
+"""
+
+
+@pytest.fixture
+def supervisord(short_base):
+    conf = short_base / "supervisord.conf"
+    conf.write_text(SUPERVISORD_CONF.format(base=short_base, python=sys.executable))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield short_base
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def test_no_supervisord_is_unhealthy_in_one_line(short_base):
+    result = run_health(short_base, free_port())
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"unhealthy: supervisord is not running (no socket {short_base}/tmp/supervisor.sock)"
+    )
+
+
+def test_a_program_supervisord_gave_up_on_is_named(supervisord):
+    sock = supervisord / "tmp" / "supervisor.sock"
+
+    def fatal():
+        try:
+            health.check_programs(sock, timeout=2)
+        except health.Unhealthy as problem:
+            return "broken FATAL" in str(problem) and str(problem)
+        return False
+
+    message = wait_until(fatal, 30, "the broken program to become FATAL")
+    assert message == "not running: broken FATAL"
+    with StatePublisher(b'{"queue length": 0, "products waiting": []}') as state:
+        result = run_health(supervisord, state.port)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "unhealthy: not running: broken FATAL"
+
+
+def test_queue_state_is_read_from_the_state_port():
+    frame = json.dumps({"queue length": 3, "products waiting": ["tir"]}).encode()
+    with StatePublisher(frame) as state:
+        assert health.check_queue_state(state.port, timeout=5) == {"queue length": 3}
+
+
+def test_silent_state_port_is_unhealthy_within_the_timeout():
+    started = time.monotonic()
+    with pytest.raises(health.Unhealthy, match=r"no queue state from task_broker on port \d+"):
+        health.check_queue_state(free_port(), timeout=1)
+    assert time.monotonic() - started < 3
+
+
+def test_something_else_on_the_state_port_is_unhealthy():
+    with (
+        StatePublisher(b"not json") as state,
+        pytest.raises(health.Unhealthy, match="not the queue state"),
+    ):
+        health.check_queue_state(state.port, timeout=5)
+
+
+@pytest.mark.system
+def test_real_collector_is_healthy_and_a_stopped_program_makes_it_unhealthy(short_base):
+    dead = f"http://127.0.0.1:{free_port()}/"  # no outside network from scheduled jobs
+    env = {**os.environ, "GINA_URL": dead + "products.json", "TLE_URL": dead + "gp.php"}
+    with CollectorProcess(short_base, env=env) as collector:
+        collector.wait_running(PROGRAMS, timeout=60)
+        result = wait_until(
+            lambda: (r := run_health(short_base, collector.state_port, 5)).returncode == 0 and r,
+            30,
+            "health to pass",
+        )
+        assert result.stdout.startswith(f"healthy: {len(PROGRAMS)} programs running")
+        collector.rpc().supervisor.stopProcess("msg_publisher")
+        result = run_health(short_base, collector.state_port, 5)
+    assert result.returncode == 1
+    assert result.stderr.strip() == "unhealthy: not running: msg_publisher STOPPED"
