@@ -421,16 +421,17 @@ def _summarize(results: list[QueueResult], seconds: float, settings) -> None:
     busy = [r.queue for r in results if r.status == "busy"]
     broken = [r.queue for r in results if r.status == "failed"]
     log.info(
-        "run done in %.1f s: %d queue(s), found %d, wanted %d, fetched %d, failed %d, %.1f MB%s%s",
-        seconds,
-        len(results),
+        "run summary: found %d, wanted %d, fetched %d, failed %d, %.1f MB in %.1f s; "
+        "%d queue(s)%s%s",
         total["found"],
         total["wanted"],
         total["fetched"],
         total["failed"],
         total["bytes"] / MB,
-        f"; busy elsewhere: {', '.join(busy)}" if busy else "",
-        f"; could not list: {', '.join(broken)}" if broken else "",
+        seconds,
+        len(results),
+        f"; busy in another run: {', '.join(busy)}" if busy else "",
+        f"; could not list GINA's products: {', '.join(broken)}" if broken else "",
     )
     summary = {
         "finished": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
