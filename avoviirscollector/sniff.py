@@ -71,6 +71,8 @@ def _extra(value) -> str:
         return ", ".join(map(_extra, value)) or "none"
     if isinstance(value, float):
         return f"{value:.1f}"
+    if value is None:
+        return "-"
     return str(value)
 
 

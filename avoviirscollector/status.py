@@ -212,8 +212,9 @@ def last_mirror_summary(text: str) -> MirrorRun | None:
 # ----------------------------------------------------------------- reading
 
 
-def supervisor_processes(socket_path: Path, timeout: float = SUPERVISOR_TIMEOUT) -> list[dict]:
-    """supervisord's getAllProcessInfo over its unix socket, bounded by ``timeout``."""
+def supervisor_call(socket_path: Path, method: str, *args, timeout: float = SUPERVISOR_TIMEOUT):
+    """Call one supervisord XML-RPC method (e.g. ``supervisor.getAllProcessInfo``) over
+    its unix socket, bounded by ``timeout``; Unreadable when supervisord cannot answer."""
     from supervisor.xmlrpc import SupervisorTransport
 
     if not socket_path.exists():
@@ -223,12 +224,17 @@ def supervisor_processes(socket_path: Path, timeout: float = SUPERVISOR_TIMEOUT)
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout)  # UnixStreamHTTPConnection makes its socket with it
     try:
-        return proxy.supervisor.getAllProcessInfo()
+        return getattr(proxy, method)(*args)
     except (OSError, xmlrpc.client.Error) as error:
         raise Unreadable(f"supervisord at {socket_path} did not answer: {error}") from None
     finally:
         socket.setdefaulttimeout(previous)
         transport.close()
+
+
+def supervisor_processes(socket_path: Path, timeout: float = SUPERVISOR_TIMEOUT) -> list[dict]:
+    """supervisord's getAllProcessInfo over its unix socket, bounded by ``timeout``."""
+    return supervisor_call(socket_path, "supervisor.getAllProcessInfo", timeout=timeout)
 
 
 def read_programs(socket_path: Path) -> list[Program]:

@@ -1,0 +1,518 @@
+"""``viirscollector demo``: the whole collector, working, in one command and under a minute.
+
+For a newcomer without GINA access or Docker. It writes a realistic pass (synthetic
+but valid SDR HDF5 files of every band the products need, a Suomi-NPP and a NOAA-20
+granule sequence, real file names), serves it with the GINA stand-in, starts the
+real stack (``viirscollector run`` with the real supervisord.conf) in a base
+directory of its own, runs ``mirror_gina`` against the stand-in and shows live what
+happens: downloads, messages on the message port, the queue, and a worker taking
+tasks the way real workers do. It ends with a summary and stops every process it
+started, on success, on error and on Ctrl-C (or SIGTERM).
+
+Ports: the production ones when free, else free ones; the first lines say which.
+"""
+
+from __future__ import annotations
+
+import argparse
+import configparser
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import display
+from . import settings as settings_module
+from .demo_watch import (
+    Console,
+    DemoWorker,
+    DownloadProgress,
+    LogFollower,
+    QueueWatcher,
+    SdrWatcher,
+    short_log_line,
+)
+from .status import Unreadable, supervisor_call, supervisor_processes
+
+DEFAULT_BASE = Path("viirs-demo")
+#: A file in a base directory the demo made: only such a directory is ever wiped.
+MARKER = ".viirs-demo"
+#: Seconds for the pipeline to deliver every task once the mirror has run.
+DEFAULT_TIMEOUT = 45.0
+STARTUP_TIMEOUT = 30.0
+STOP_TIMEOUT = 20.0
+#: The pass: granules per platform, and file sizes (geolocation is bigger, as at GINA).
+GRANULES = 3
+#: Platforms and how many minutes ago their granule sequence starts (half an orbit apart).
+PLATFORMS = {"j01": 65, "npp": 15}
+BAND_BYTES = 80_000
+GEO_BYTES = {"GMTCO": 200_000, "GITCO": 300_000}
+#: The stand-in's rate per connection (bytes/s). Files are ~1/500 of real sizes; the rate
+#: is scaled down with them so that downloads take a few visible seconds, as real ones do.
+RATE_PER_CONNECTION = 150_000
+#: posttroll's own ports: variable, production default.
+POSTTROLL_PORTS = {
+    "POSTTROLL_NAMESERVER_PORT": 5557,
+    "POSTTROLL_ADDRESS_PUBLISH_PORT": 16543,
+    "POSTTROLL_BROADCAST_PORT": 21200,
+}
+#: The collector's ports: variable, production default, what it is.
+COLLECTOR_PORTS = {
+    "VIIRS_TASK_PORT": (19091, "tasks (REP)"),
+    "VIIRS_STATE_PORT": (19191, "queue state (PUB)"),
+    "VIIRS_MESSAGE_PORT": (29092, "messages (PUB)"),
+}
+#: Variables that must not leak into the demo (no mail to the duty scientist from a demo).
+#: supervisord states of a program that still has (or is about to have) a process.
+_ALIVE = {"RUNNING", "STARTING", "STOPPING", "BACKOFF"}
+_WITHHELD = ("MAILHOST", "LOG_SENDER", "LOG_RECIPIENT", "VIIRS_RETENTION")
+
+
+class DemoError(Exception):
+    """Something that ends the demo, said in one line."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM."""
+
+
+# ----------------------------------------------------------------- pure parts
+
+
+@dataclass
+class Outcome:
+    """What the demo achieved, for the summary."""
+
+    files: int = 0
+    bytes: int = 0
+    granules: int = 0
+    tasks: int = 0
+    messages: int = 0
+    distinct: int = 0
+    seconds: float = 0.0
+    missing: list[str] = field(default_factory=list)
+
+
+def summary(outcome: Outcome) -> str:
+    """The last lines: a sentence for people, then key=value for scripts and the test."""
+    state = "complete" if not outcome.missing else f"INCOMPLETE: {'; '.join(outcome.missing)}"
+    return (
+        f"summary: {outcome.files} files ({display.size(outcome.bytes)}) of {outcome.granules} "
+        f"granules mirrored, {outcome.messages} file messages ({outcome.distinct} files) on "
+        "the message port, "
+        f"{outcome.tasks} tasks taken by the worker, in {outcome.seconds:.1f} s; {state}\n"
+        f"summary: files={outcome.files} bytes={outcome.bytes} granules={outcome.granules} "
+        f"tasks={outcome.tasks} seconds={outcome.seconds:.1f} "
+        f"result={'ok' if not outcome.missing else 'incomplete'}"
+    )
+
+
+def product_segments(ini_text: str) -> dict[str, set[str]]:
+    """Product -> segments it needs, from etc/segment_gatherer.ini (``viirs_tir`` -> ``tir``)."""
+    config = configparser.RawConfigParser()
+    config.read_string(ini_text)
+    products = {}
+    for section in config.sections():
+        files = config.get(section, "critical_files", fallback="")
+        product = config.get(section, "publish_topic", fallback=section).rsplit("/", 1)[-1]
+        products[product] = {item.split(":")[-1] for item in files.split(",") if item.strip()}
+    return products
+
+
+def expected_work(files: list[str], products: dict[str, set[str]]) -> set[tuple[str, tuple]]:
+    """(product, granule) pairs a worker should be handed: every product complete per granule."""
+    from .filenames import parse
+
+    segments: dict[tuple, set[str]] = {}
+    for name in files:
+        sdr = parse(name)
+        segments.setdefault(sdr.granule, set()).add(sdr.segment)
+    return {
+        (product, granule)
+        for granule, present in segments.items()
+        for product, needed in products.items()
+        if needed and needed <= present
+    }
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing listens on ``port`` (bound the way ZMQ binds: all addresses)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return False
+    return True
+
+
+def choose_ports(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Production ports when free, else free ones; posttroll's kept when already set."""
+    from .netutil import free_port
+
+    chosen, notes = {}, []
+    for name, (default, what) in COLLECTOR_PORTS.items():
+        port = default if port_is_free(default) else free_port()
+        chosen[name] = str(port)
+        why = "" if port == default else f" ({default} is busy)"
+        notes.append(f"{what} on {port}{why}")
+    for name, default in POSTTROLL_PORTS.items():
+        if env.get(name):
+            chosen[name] = env[name]
+        else:
+            chosen[name] = str(default if port_is_free(default) else free_port())
+    notes.append(f"posttroll nameserver on {chosen['POSTTROLL_NAMESERVER_PORT']}")
+    return chosen, notes
+
+
+# ----------------------------------------------------------------- the base directory
+
+
+def prepare_base(base: Path) -> None:
+    """An empty base directory of the demo's own; never wipe anything the demo did not make."""
+    if base.exists() and any(base.iterdir()):
+        if not (base / MARKER).exists():
+            raise DemoError(
+                f"{base} exists and is not a demo directory: give another --base-dir "
+                "(the demo only ever empties directories it made)"
+            )
+        sock = base / "tmp" / "supervisor.sock"
+        try:
+            supervisor_processes(sock, timeout=2)
+        except Unreadable:
+            pass
+        else:
+            raise DemoError(
+                f"a collector is still running in {base} (its supervisord answers on {sock}); "
+                f"stop it with: supervisorctl -s unix://{sock} shutdown"
+            )
+        shutil.rmtree(base)
+    base.mkdir(parents=True, exist_ok=True)
+    (base / MARKER).write_text("made by `viirscollector demo`; it empties this directory\n")
+
+
+def make_pass(directory: Path, now: dt.datetime | None = None) -> list[Path]:
+    """The synthetic pass: GRANULES granules of each platform, every segment, realistic names.
+
+    Suomi-NPP flies half an orbit (~50 min) behind NOAA-20, so their granules never
+    start at the same time; the segment_gatherers group files by start time, and
+    granules of two platforms starting within seconds would be mixed up.
+    """
+    from .synthetic_sdr import ALL_SEGMENTS
+    from .synthetic_sdr import make_pass as write_pass
+
+    now = (now or display.now()).replace(microsecond=0)
+    files = []
+    for platform, minutes_ago in PLATFORMS.items():
+        files += write_pass(
+            directory,
+            platform,
+            now - dt.timedelta(minutes=minutes_ago),
+            granules=GRANULES,
+            segments=ALL_SEGMENTS,
+            size=BAND_BYTES,
+            sizes=GEO_BYTES,
+        )
+    return files
+
+
+# ----------------------------------------------------------------- processes
+
+
+class Stack:
+    """The collector under supervisord, started as the container starts it."""
+
+    def __init__(self, env: dict[str, str], base: Path):
+        self.env, self.base = env, base
+        self.socket = base / "tmp" / "supervisor.sock"
+        self.process: subprocess.Popen | None = None
+        self.pids: set[int] = set()
+
+    def start(self) -> None:
+        """``viirscollector run`` in a session of its own: Ctrl-C reaches the demo, not it."""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "avoviirscollector.cli", "run"],
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def programs(self) -> list[dict]:
+        """supervisord's view, remembering every pid it reports (for a last-resort kill)."""
+        infos = supervisor_processes(self.socket, timeout=3)
+        self.pids.update(info["pid"] for info in infos if info.get("pid"))
+        return infos
+
+    def wait_running(self, console: Console, timeout: float = STARTUP_TIMEOUT) -> list[str]:
+        """Wait until every program is RUNNING; DemoError naming the ones that are not."""
+        deadline = time.monotonic() + timeout
+        states: dict[str, str] = {}
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise DemoError(f"supervisord exited ({self.process.returncode}); see {self.log}")
+            try:
+                states = {i["name"]: i["statename"] for i in self.programs()}
+            except Unreadable:
+                states = {}
+            if states and all(state == "RUNNING" for state in states.values()):
+                return sorted(states)
+            failed = [n for n, s in states.items() if s in ("FATAL", "EXITED", "BACKOFF")]
+            if failed and time.monotonic() > deadline - timeout / 2:
+                break
+            time.sleep(0.2)  # supervisord has no event for "all programs started"
+        bad = ", ".join(f"{n} {s}" for n, s in sorted(states.items()) if s != "RUNNING")
+        raise DemoError(f"the collector did not start within {timeout:g} s: {bad or 'no answer'}"
+                        f"; see {self.base / 'log'}")  # fmt: skip
+
+    @property
+    def log(self) -> Path:
+        """supervisord's own log."""
+        return self.base / "log" / "supervisord.log"
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        """Stop every program at once, then supervisord; SIGKILL what is left, by pid.
+
+        supervisord's own shutdown stops one program group after the other, which
+        takes ~2 s per segment_gatherer; asking it to stop every group without
+        waiting lets them all stop side by side, each still with its configured
+        stop signal.
+        """
+        if self.process is None:
+            return
+        deadline = time.monotonic() + timeout
+        try:
+            groups = {info["group"] for info in self.programs()}
+            for group in groups:
+                supervisor_call(self.socket, "supervisor.stopProcessGroup", group, False)
+            while time.monotonic() < deadline and any(
+                info["statename"] in _ALIVE for info in self.programs()
+            ):
+                time.sleep(0.1)  # supervisord offers no event for "all stopped"
+        except Unreadable:
+            pass  # supervisord is gone or wedged: SIGTERM and the pid list below handle it
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(max(deadline - time.monotonic(), 5))
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        for pid in self.pids:
+            _kill_if_ours(pid, self.base)
+
+
+def _kill_if_ours(pid: int, base: Path) -> None:
+    """SIGKILL ``pid`` only if it still is a program of this demo (its VIIRS_BASE_DIR is ours)."""
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return  # gone already
+    if f"VIIRS_BASE_DIR={base}".encode() in environ:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def run_mirror(env: dict[str, str], console: Console) -> int:
+    """``mirror_gina`` once, its log lines shown as they come."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avoviirscollector.cli", "mirror"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
+    try:
+        for line in process.stdout:
+            if line.strip():
+                console.say("mirror", short_log_line(line))
+        return process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        process.stdout.close()
+
+
+# ----------------------------------------------------------------- the demo
+
+
+class Demo:
+    """One run: everything it starts is recorded so that :meth:`close` stops it."""
+
+    def __init__(self, base: Path, console: Console, timeout: float):
+        self.base, self.console, self.timeout = base, console, timeout
+        self.watchers: list = []
+        self.stack: Stack | None = None
+        self.standin = None
+        self.scratch: Path | None = None
+        self.outcome = Outcome()
+
+    def environment(self, ports: dict[str, str]) -> dict[str, str]:
+        """The stack's environment: ours, minus mail and retention, plus base, ports, GINA."""
+        env = {k: v for k, v in os.environ.items() if k not in _WITHHELD}
+        scripts = os.path.dirname(sys.executable)  # nameserver, task_broker, ... live here
+        env["PATH"] = os.pathsep.join([scripts, env.get("PATH", "")])
+        env.update(ports)
+        env["VIIRS_BASE_DIR"] = str(self.base)
+        env["VIIRS_FACILITY"] = "gilmore"  # the stand-in says every file was received there
+        env["GINA_BACKFILL_DAYS"] = "1"
+        env["GINA_URL"] = self.standin.url
+        env["PYTHONUNBUFFERED"] = "1"
+        return env
+
+    def run(self) -> Outcome:
+        """The whole demo; :meth:`close` must follow, whatever happens."""
+        say = self.console.say
+        prepare_base(self.base)
+        settings = settings_module.load_or_exit()
+        products = product_segments((settings.config_dir / "etc/segment_gatherer.ini").read_text())
+        self.scratch = Path(tempfile.mkdtemp(prefix="viirs-demo-gina-"))
+        files = make_pass(self.scratch)
+        total = sum(path.stat().st_size for path in files)
+        expected = expected_work([path.name for path in files], products)
+        say(
+            "demo",
+            f"a pass of {len(files)} files ({display.size(total)}): {GRANULES} granules each of "
+            f"Suomi-NPP and NOAA-20, every band of {', '.join(sorted(products))}",
+        )
+        self.start_standin()
+        ports, notes = choose_ports(dict(os.environ))
+        env = self.environment(ports)
+        say("demo", "ports: " + "; ".join(notes))
+        self.start_stack(env)
+        self.watch(env, ports, products, len(files), total)
+        began = time.monotonic()
+        say("demo", f"running mirror_gina against {self.standin.url}")
+        status = run_mirror(env, self.console)
+        say(
+            "demo", f"mirror_gina finished with status {status} in {time.monotonic() - began:.1f} s"
+        )
+        self.wait_for_tasks(expected)
+        return self.collect(expected, {path.name for path in files})
+
+    def start_standin(self) -> None:
+        from .gina_standin import GinaStandin
+
+        self.standin = GinaStandin(self.scratch, rate=RATE_PER_CONNECTION).start()
+        self.console.say("demo", f"GINA stand-in serving the pass at {self.standin.url}")
+
+    def start_stack(self, env: dict[str, str]) -> None:
+        self.stack = Stack(env, self.base)
+        self.console.say("demo", f"starting the collector: viirscollector run (base {self.base})")
+        self.stack.start()
+        names = self.stack.wait_running(self.console)
+        self.console.say("demo", f"{len(names)} programs RUNNING: {', '.join(names)}")
+
+    def watch(self, env, ports, products, files: int, total: int) -> None:
+        host = "localhost"
+        self.sdr = SdrWatcher(self.console, f"tcp://{host}:{ports['VIIRS_MESSAGE_PORT']}")
+        self.queue = QueueWatcher(self.console, f"tcp://{host}:{ports['VIIRS_STATE_PORT']}")
+        self.worker = DemoWorker(self.console, host, int(ports["VIIRS_TASK_PORT"]), products)
+        self.progress = DownloadProgress(self.console, self.base / "sdr", files, total)
+        cron = LogFollower(self.console, "cron", self.base / "log" / "supercronic.log")
+        self.watchers = [self.sdr, self.queue, self.worker, self.progress, cron]
+        for watcher in self.watchers:
+            watcher.start()
+
+    def wait_for_tasks(self, expected: set) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and not expected <= self.worker.covered:
+            if self.worker.error is not None:
+                break
+            time.sleep(0.2)  # the worker thread records tasks; we only look
+        if expected <= self.worker.covered:
+            self.console.say("demo", "the worker has been handed every granule of every product")
+
+    def collect(self, expected: set, names: set[str]) -> Outcome:
+        out = self.outcome
+        placed = [self.base / "sdr" / name for name in names if (self.base / "sdr" / name).exists()]
+        out.files, out.bytes = len(placed), sum(path.stat().st_size for path in placed)
+        out.granules = len({granule for _, granule in expected})
+        out.tasks, out.messages = len(self.worker.tasks), self.sdr.count
+        out.distinct = len(self.sdr.files)
+        if len(placed) < len(names):
+            out.missing.append(f"{len(names) - len(placed)} files not in sdr/")
+        missing = expected - self.worker.covered
+        if missing:
+            out.missing.append(f"{len(missing)} product granules never handed out (see "
+                               f"{self.base / 'log'})")  # fmt: skip
+        return out
+
+    def close(self) -> None:
+        """Stop everything this demo started, in reverse order, each step bounded."""
+        for watcher in self.watchers:
+            watcher.stop()
+        if self.stack is not None:
+            self.console.say("demo", "stopping the collector")
+            self.stack.stop()
+        if self.standin is not None:
+            self.standin.stop()
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+
+
+def _interrupt(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0 when every granule reached the worker, 1 otherwise; 130 after Ctrl-C."""
+    p = argparse.ArgumentParser(prog="viirscollector demo", description=__doc__.split("\n")[0])
+    p.add_argument(
+        "--base-dir",
+        type=Path,
+        default=DEFAULT_BASE,
+        help=f"the demo collector's base directory (default ./{DEFAULT_BASE})",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT,
+        metavar="S",
+        help=f"seconds to wait for every task after the mirror ran ({DEFAULT_TIMEOUT:g})",
+    )
+    args = p.parse_args(argv)  # fmt: skip
+    console = Console()
+    demo = Demo(args.base_dir.absolute(), console, args.timeout)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
+    code = 1
+    try:
+        outcome = demo.run()
+        code = 0 if not outcome.missing else 1
+    except Interrupted as why:
+        console.say("demo", f"interrupted ({why}); stopping everything")
+        code = 130
+    except DemoError as error:
+        console.say("demo", f"error: {error}")
+        demo.outcome.missing.append(f"error: {error}")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        demo.close()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, previous)
+    demo.outcome.seconds = console.elapsed()
+    if code != 130:
+        print(summary(demo.outcome), flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+"""viirscollector demo: the README's "run it" command works, fast, and leaves nothing running."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from avoviirscollector.demo import (
+    MARKER,
+    DemoError,
+    Outcome,
+    expected_work,
+    prepare_base,
+    product_segments,
+    summary,
+)
+from avoviirscollector.filenames import compose
+
+INI = """
+[viirs_tir]
+publish_topic = /AVO/viirs/granule/tir
+critical_files = :GITCO,:SVI05
+[viirs_mir]
+publish_topic = /AVO/viirs/granule/mir
+critical_files = :GITCO,:SVI04
+"""
+
+
+def test_products_and_their_segments_come_from_the_gatherer_config():
+    assert product_segments(INI) == {"tir": {"GITCO", "SVI05"}, "mir": {"GITCO", "SVI04"}}
+
+
+def test_a_granule_is_expected_for_each_product_whose_files_are_all_there():
+    start = dt.datetime(2024, 5, 1, 12, 0)
+    end = start + dt.timedelta(seconds=85)
+    names = [compose(seg, "j01", start, end, 33123, start) for seg in ("GITCO", "SVI05")]
+    granule = ("j01", 33123, start)
+    assert expected_work(names, product_segments(INI)) == {("tir", granule)}
+
+
+def test_summary_ends_with_a_line_scripts_can_read():
+    text = summary(
+        Outcome(files=60, bytes=6_840_000, granules=6, tasks=9, messages=60, seconds=31.44)
+    )
+    assert text.splitlines()[-1] == (
+        "summary: files=60 bytes=6840000 granules=6 tasks=9 seconds=31.4 result=ok"
+    )
+    assert "INCOMPLETE: 2 files not in sdr/" in summary(Outcome(missing=["2 files not in sdr/"]))
+
+
+def test_demo_never_empties_a_directory_it_did_not_make(tmp_path):
+    precious = tmp_path / "data"
+    precious.mkdir()
+    (precious / "keep.h5").write_bytes(b"x")
+    with pytest.raises(DemoError, match="is not a demo directory"):
+        prepare_base(precious)
+    assert (precious / "keep.h5").exists()
+    old_demo = tmp_path / "demo"
+    old_demo.mkdir()
+    (old_demo / MARKER).write_text("")
+    (old_demo / "sdr").mkdir()
+    prepare_base(old_demo)
+    assert sorted(p.name for p in old_demo.iterdir()) == [MARKER]
+
+
+# ----------------------------------------------------------------- the real thing
+
+
+def processes_of(base: Path) -> list[int]:
+    """Pids of live processes whose environment names this base directory."""
+    marker = f"VIIRS_BASE_DIR={base}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if marker in environ and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture
+def demo_base():
+    """A short base path (supervisord's AF_UNIX socket path must stay under 108 bytes)."""
+    parent = Path(tempfile.mkdtemp(prefix="vdemo", dir="/tmp"))
+    base = parent / "viirs-demo"
+    yield base
+    for pid in processes_of(base):  # only if the demo failed to clean up: the test says so
+        os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def start_demo(base: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "avoviirscollector.cli", "demo", "--base-dir", str(base)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+    )  # fmt: skip
+
+
+@pytest.mark.system
+def test_demo_mirrors_a_pass_hands_every_granule_to_a_worker_and_stops_everything(demo_base):
+    began = time.monotonic()
+    process = start_demo(demo_base)
+    try:
+        out, err = process.communicate(timeout=150)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, out + err
+    assert "Traceback" not in out + err
+    last = out.splitlines()[-1]
+    match = re.fullmatch(
+        r"summary: files=(\d+) bytes=(\d+) granules=(\d+) tasks=(\d+) seconds=([\d.]+) result=ok",
+        last,
+    )
+    assert match, last
+    files, size, granules, tasks, seconds = match.groups()
+    assert (int(files), int(granules)) == (60, 6)
+    assert 3e6 < int(size) < 20e6
+    assert int(tasks) >= 8, "at least one task per product and platform"
+    assert float(seconds) < 60, "the README promises under a minute"
+    assert time.monotonic() - began < 90
+    for source in ("mirror", "29092", "19191", "worker", "sdr"):
+        assert re.search(rf"^\s*[\d.]+s  {source:<6} \| ", out, re.M), (
+            f"nothing shown from {source}"
+        )
+    assert re.search(r"MB/s", out)
+    assert processes_of(demo_base) == []
+    assert len(list((demo_base / "sdr").glob("*.h5"))) == 60
+
+
+@pytest.mark.system
+def test_ctrl_c_during_the_demo_stops_every_process_it_started(demo_base):
+    process = start_demo(demo_base)
+    try:
+        deadline = time.monotonic() + 60
+        seen = []
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            seen.append(line)
+            if "programs RUNNING" in line or not line:
+                break
+        assert "programs RUNNING" in seen[-1], "".join(seen)
+        assert processes_of(demo_base), "the stack should be running now"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert "interrupted (SIGINT); stopping everything" in out
+    assert "Traceback" not in out + err
+    assert processes_of(demo_base) == []
