@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -30,8 +31,11 @@ SUPERVISOR_TIMEOUT = 5.0
 QUEUE_TIMEOUT = 3.0
 #: How much of a log's end is searched for the last mirror summary.
 LOG_TAIL_BYTES = 512 * 1024
-#: Logs in which a mirror run may have written its summary, most likely first.
-MIRROR_LOGS = ("supercronic.log", "mirror_gina.log", "demo-mirror.log")
+#: The last run's summary mirror_gina keeps in state/ (mirror_gina.LAST_RUN_FILE; a test
+#: checks they agree: importing mirror_gina here would load pycurl for a status screen).
+MIRROR_LAST_RUN = "mirror_gina-last-run.json"
+#: Logs in which a mirror run may have written its summary line, when state/ has none.
+MIRROR_LOGS = ("supercronic.log", "mirror_gina.log")
 
 
 class Unreadable(Exception):
@@ -147,7 +151,7 @@ def render_mirror(mirror: MirrorRun | None | Unreadable, now: dt.datetime) -> st
     if isinstance(mirror, Unreadable):
         return f"mirror:   {mirror}"
     if mirror is None:
-        return "mirror:   no mirror run summary in the logs yet"
+        return "mirror:   no mirror run recorded yet"
     when = ""
     if mirror.logged is not None:
         when = f"{display.duration((now - mirror.logged).total_seconds())} ago: "
@@ -193,6 +197,29 @@ def problems(report: Report) -> list[str]:
     if isinstance(report.programs, list):
         found += [p.name for p in report.programs if p.state != "RUNNING"]
     return found
+
+
+def mirror_run_from_json(text: str) -> MirrorRun:
+    """The summary mirror_gina keeps in state/: totals, plus queues that failed or were busy."""
+    run = json.loads(text)
+    if not isinstance(run, dict):
+        raise ValueError("not a JSON object")
+    line = (
+        f"found {run.get('found', '?')}, wanted {run.get('wanted', '?')}, "
+        f"fetched {run.get('fetched', '?')}, failed {run.get('failed', '?')}, "
+        f"{display.size(run.get('bytes') or 0)} in {float(run.get('seconds') or 0):.1f} s"
+    )
+    queues = [q for q in run.get("queues", []) if isinstance(q, dict)]
+    for status, what in (("failed", "could not list GINA's products"), ("busy", "busy")):
+        names = [str(q.get("queue")) for q in queues if q.get("status") == status]
+        if names:
+            line += f"; {what}: {', '.join(names)}"
+    failed_files = sum(len(q.get("failed_files") or []) for q in queues)
+    if failed_files:
+        line += f"; {failed_files} file(s) failed, see the log"
+    finished = run.get("finished")
+    logged = dt.datetime.fromisoformat(finished.rstrip("Z")) if isinstance(finished, str) else None
+    return MirrorRun(line, logged)
 
 
 _SUMMARY = re.compile(r"\brun summary\b|\bfound \d+.*\bfetched \d+", re.IGNORECASE)
@@ -280,8 +307,14 @@ def _tail(path: Path, size: int = LOG_TAIL_BYTES) -> str:
         return handle.read().decode("utf-8", "replace")
 
 
-def read_mirror(log_dir: Path) -> MirrorRun | None:
-    """The newest mirror summary found in the logs a mirror run writes to."""
+def read_mirror(state_dir: Path, log_dir: Path) -> MirrorRun | None:
+    """The last run's summary from state/, else the newest summary line in the logs."""
+    last_run = state_dir / MIRROR_LAST_RUN
+    if last_run.is_file():
+        try:
+            return mirror_run_from_json(last_run.read_text())
+        except (OSError, ValueError, TypeError, AttributeError) as error:
+            raise Unreadable(f"cannot read {last_run}: {error}") from None
     if not log_dir.is_dir():
         raise Unreadable(f"{log_dir} does not exist")
     found: list[MirrorRun] = []
@@ -331,7 +364,7 @@ def gather(base_dir: Path, state_endpoint: str, socket_path: Path, retention: in
             "programs": pool.submit(_part, read_programs, socket_path),
             "queue": pool.submit(_part, read_queue, state_endpoint),
             "newest": pool.submit(_part, read_newest, base_dir / "sdr"),
-            "mirror": pool.submit(_part, read_mirror, base_dir / "log"),
+            "mirror": pool.submit(_part, read_mirror, base_dir / "state", base_dir / "log"),
             "disk": pool.submit(_part, read_disk, base_dir),
         }
         parts = {name: future.result() for name, future in futures.items()}

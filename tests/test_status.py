@@ -18,6 +18,7 @@ import zmq
 
 from avoviirscollector.netutil import free_port
 from avoviirscollector.status import (
+    MIRROR_LAST_RUN,
     Disk,
     MirrorRun,
     NewestFile,
@@ -25,6 +26,7 @@ from avoviirscollector.status import (
     Report,
     Unreadable,
     last_mirror_summary,
+    mirror_run_from_json,
     problems,
     render,
     supervisor_processes,
@@ -83,7 +85,7 @@ def test_render_says_why_each_unreadable_part_is_missing_and_warns_on_retention(
     assert "programs: cannot read supervisord: no socket /viirs/tmp/supervisor.sock" in text
     assert "queue:    no state from tcp://localhost:19191 within 3 s" in text
     assert "newest:   sdr/ holds no file yet" in text
-    assert "mirror:   no mirror run summary in the logs yet" in text
+    assert "mirror:   no mirror run recorded yet" in text
     assert "WARNING 7 days of retention need ~252.0 GB" in text
     assert problems(report) == ["programs", "queue"]
 
@@ -93,6 +95,38 @@ def test_last_mirror_summary_is_the_newest_summary_line():
     run = last_mirror_summary(f"{older}\n{SUMMARY}\nmirror_gina INFO fetched SVI05 4 MB\n")
     assert run == MirrorRun(SUMMARY, dt.datetime(2024, 5, 1, 11, 58))
     assert last_mirror_summary("nothing here\n") is None
+
+
+LAST_RUN = {
+    "finished": "2024-05-01T11:58:30Z",
+    "seconds": 6.14,
+    "found": 120,
+    "wanted": 8,
+    "fetched": 7,
+    "failed": 1,
+    "bytes": 41_500_000,
+    "queues": [
+        {"queue": "snpp-imagery", "status": "ok", "failed_files": ["SVI05_npp_x.h5"]},
+        {"queue": "noaa20-imagery", "status": "busy", "failed_files": []},
+        {"queue": "noaa21-moderate", "status": "failed", "failed_files": []},
+    ],
+}
+
+
+def test_mirror_state_file_gives_totals_and_names_failed_and_busy_queues():
+    run = mirror_run_from_json(json.dumps(LAST_RUN))
+    assert run.logged == dt.datetime(2024, 5, 1, 11, 58, 30)
+    assert run.line == (
+        "found 120, wanted 8, fetched 7, failed 1, 41.5 MB in 6.1 s; "
+        "could not list GINA's products: noaa21-moderate; busy: noaa20-imagery; "
+        "1 file(s) failed, see the log"
+    )
+
+
+def test_status_reads_the_file_mirror_gina_writes():
+    from avoviirscollector.mirror_gina import LAST_RUN_FILE
+
+    assert MIRROR_LAST_RUN == LAST_RUN_FILE
 
 
 # ----------------------------------------------------------------- real processes
@@ -213,6 +247,10 @@ def test_status_reads_supervisord_queue_newest_file_mirror_log_and_disk(supervis
     assert lines[5].startswith("newest:   SVI05_new.h5, 1 min 3")
     assert lines[5].endswith(" s ago (2 files in sdr/)")
     assert lines[6].startswith("mirror:   ") and lines[6].endswith(SUMMARY)
+
+    (base / "state" / MIRROR_LAST_RUN).write_text(json.dumps(LAST_RUN))
+    lines = status(base, "--state-port", str(queue_state)).stdout.splitlines()
+    assert lines[6].startswith("mirror:   ") and " ago: found 120, wanted 8, fetched 7" in lines[6]
     assert lines[7].startswith("disk:     ")
     assert f" under {base} (~0.0 days at 36 GB/day)" in lines[7]
 
