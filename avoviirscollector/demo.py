@@ -9,7 +9,8 @@ happens: downloads, messages on the message port, the queue, and a worker taking
 tasks the way real workers do. It ends with a summary and stops every process it
 started, on success, on error and on Ctrl-C (or SIGTERM).
 
-Ports: the production ones when free, else free ones; the first lines say which.
+Ports: VIIRS_TASK_PORT, VIIRS_STATE_PORT, VIIRS_MESSAGE_PORT when set, else the production
+ones when free, else free ones; the first lines say which.
 """
 
 from __future__ import annotations
@@ -154,14 +155,18 @@ def port_is_free(port: int) -> bool:
 
 
 def choose_ports(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Production ports when free, else free ones; posttroll's kept when already set."""
+    """Ports set in the environment, else production ports when free, else free ones."""
     from .netutil import free_port
 
     chosen, notes = {}, []
     for name, (default, what) in COLLECTOR_PORTS.items():
-        port = default if port_is_free(default) else free_port()
+        if env.get(name):
+            port, why = int(env[name]), f" (from {name})"
+        elif port_is_free(default):
+            port, why = default, ""
+        else:
+            port, why = free_port(), f" ({default} is busy)"
         chosen[name] = str(port)
-        why = "" if port == default else f" ({default} is busy)"
         notes.append(f"{what} on {port}{why}")
     for name, default in POSTTROLL_PORTS.items():
         if env.get(name):

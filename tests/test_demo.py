@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from avoviirscollector.demo import (
+    COLLECTOR_PORTS,
     MARKER,
     DemoError,
     Outcome,
@@ -25,6 +26,7 @@ from avoviirscollector.demo import (
     summary,
 )
 from avoviirscollector.filenames import compose
+from avoviirscollector.netutil import free_port
 
 INI = """
 [viirs_tir]
@@ -104,17 +106,28 @@ def demo_base():
     shutil.rmtree(parent, ignore_errors=True)
 
 
-def start_demo(base: Path) -> subprocess.Popen:
-    return subprocess.Popen(
+def start_demo(base: Path) -> tuple[subprocess.Popen, dict[str, str]]:
+    """The demo on free ports (tests never bind the production ones); posttroll's are the
+    session's (conftest)."""
+    ports = {name: str(free_port()) for name in COLLECTOR_PORTS}
+    process = subprocess.Popen(
         [sys.executable, "-m", "avoviirscollector.cli", "demo", "--base-dir", str(base)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ, **ports),
+    )  # fmt: skip
+    return process, ports
+
+
+def status_of(base: Path, state_port: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "avoviirscollector.cli", "status", "--state-port", state_port],
+        capture_output=True, text=True, timeout=30, env=dict(os.environ, VIIRS_BASE_DIR=str(base)),
     )  # fmt: skip
 
 
 @pytest.mark.system
 def test_demo_mirrors_a_pass_hands_every_granule_to_a_worker_and_stops_everything(demo_base):
     began = time.monotonic()
-    process = start_demo(demo_base)
+    process, ports = start_demo(demo_base)
     try:
         out, err = process.communicate(timeout=150)
     finally:
@@ -140,13 +153,14 @@ def test_demo_mirrors_a_pass_hands_every_granule_to_a_worker_and_stops_everythin
             f"nothing shown from {source}"
         )
     assert re.search(r"MB/s", out)
+    assert f"tasks (REP) on {ports['VIIRS_TASK_PORT']} (from VIIRS_TASK_PORT)" in out
     assert processes_of(demo_base) == []
     assert len(list((demo_base / "sdr").glob("*.h5"))) == 60
 
 
 @pytest.mark.system
-def test_ctrl_c_during_the_demo_stops_every_process_it_started(demo_base):
-    process = start_demo(demo_base)
+def test_status_reads_the_demo_collector_and_ctrl_c_stops_every_process_it_started(demo_base):
+    process, ports = start_demo(demo_base)
     try:
         deadline = time.monotonic() + 60
         seen = []
@@ -157,6 +171,7 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(demo_base):
                 break
         assert "programs RUNNING" in seen[-1], "".join(seen)
         assert processes_of(demo_base), "the stack should be running now"
+        screen = status_of(demo_base, ports["VIIRS_STATE_PORT"])
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -165,5 +180,24 @@ def test_ctrl_c_during_the_demo_stops_every_process_it_started(demo_base):
             process.communicate()
     assert process.returncode == 130
     assert "interrupted (SIGINT); stopping everything" in out
+    # viirscollector status on the real collector, while it ran:
+    assert screen.returncode == 0, screen.stdout
+    programs = [line.split()[:2] for line in screen.stdout.splitlines() if line.startswith("  ")]
+    assert len(programs) == 9 and all(state == "RUNNING" for _, state in programs), programs
+    assert "queue:    0 tasks, waiting: none" in screen.stdout
     assert "Traceback" not in out + err
     assert processes_of(demo_base) == []
+
+
+def test_demo_refuses_a_base_directory_it_did_not_make_in_one_line(tmp_path):
+    (tmp_path / "precious.h5").write_bytes(b"x")
+    result = subprocess.run(
+        [sys.executable, "-m", "avoviirscollector.cli", "demo", "--base-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert "Traceback" not in result.stdout + result.stderr
+    assert f"error: {tmp_path} exists and is not a demo directory" in result.stdout
+    assert result.stdout.splitlines()[-1].endswith("result=incomplete")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.h5"]
+    assert processes_of(tmp_path) == []
