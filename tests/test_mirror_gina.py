@@ -1,0 +1,298 @@
+"""mirror_gina against the GINA stand-in: what lands in sdr/, what is mailed, what survives kill."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import pytest
+
+from avoviirscollector import mirror_state, synthetic_sdr, verify
+from avoviirscollector.downloader import Options
+from avoviirscollector.gina_catalog import Queue
+from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector.mirror_gina import QueueLock, QueueRun
+from avoviirscollector.mirror_state import FailureMemory
+
+QUEUES = """
+queues:
+  - name: snpp-moderate
+    satellite: snpp
+    bands: [GMTCO, SVM03, SVM04, SVM05, SVM15, SVM16]
+  - name: snpp-imagery
+    satellite: snpp
+    bands: [GITCO, SVI01, SVI04, SVI05]
+  - name: noaa21-imagery
+    satellite: noaa21
+    bands: [GITCO, SVI01, SVI04, SVI05]
+    enabled: false
+"""
+MIRROR = [sys.executable, "-m", "avoviirscollector.cli", "mirror"]
+
+
+@pytest.fixture
+def gina_dir(tmp_path):
+    """Two granules of Suomi-NPP with every band (20 files) and one NOAA-20 granule."""
+    directory = tmp_path / "gina"
+    synthetic_sdr.make_pass(directory, "npp", granules=2, size=300_000)
+    synthetic_sdr.make_pass(directory, "j01", granules=1, segments=("SVM15",), size=100_000)
+    return directory
+
+
+@pytest.fixture
+def gina(gina_dir):
+    with GinaStandin(gina_dir) as standin:
+        yield standin
+
+
+@pytest.fixture
+def queue_file(tmp_path):
+    path = tmp_path / "queues.yaml"
+    path.write_text(QUEUES)
+    return path
+
+
+@pytest.fixture
+def env(base_dir, gina, queue_file):
+    return {**os.environ, "VIIRS_BASE_DIR": str(base_dir), "GINA_URL": gina.url}
+
+
+def npp_files(gina_dir: Path) -> set[str]:
+    return {p.name for p in gina_dir.glob("*_npp_*.h5")}
+
+
+def mirror(env, queue_file, *args, timeout=60):
+    return subprocess.run(
+        [*MIRROR, "--queues", str(queue_file), "--retry-pause", "0.05", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def placed(base_dir: Path) -> set[str]:
+    return {p.name for p in (base_dir / "sdr").iterdir()}
+
+
+def assert_only_verified_files(base_dir: Path, gina: GinaStandin):
+    for path in (base_dir / "sdr").iterdir():
+        assert verify.md5sum(path) == gina.md5(path.name), f"{path.name} is not GINA's file"
+        with h5py.File(path, "r"):
+            pass
+
+
+def temp_files(base_dir: Path) -> list[Path]:
+    return [p for p in (base_dir / "tmp").rglob("*") if p.is_file() and p.suffix != ".lock"]
+
+
+def test_run_places_every_wanted_file_verified_then_next_run_fetches_nothing(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    run = mirror(env, queue_file)
+    assert run.returncode == 0, run.stderr
+    assert placed(base_dir) == npp_files(gina_dir), "NOAA-20 is in no enabled queue"
+    assert_only_verified_files(base_dir, gina)
+    assert temp_files(base_dir) == []
+    assert "queue noaa21-imagery: disabled" in run.stderr
+    assert "connection(s), 0 retries" in run.stderr and "MB/s" in run.stderr
+    assert "run summary: found 40, wanted 20, fetched 20, failed 0, 6.0 MB" in run.stderr
+    summary = json.loads((base_dir / "state" / "mirror_gina-last-run.json").read_text())
+    assert summary["fetched"] == 20 and len(summary["queues"]) == 2
+    requests = gina.requests["file"]
+
+    again = mirror(env, queue_file)
+    assert again.returncode == 0, again.stderr
+    assert "wanted 0, fetched 0" in again.stderr
+    assert gina.requests["file"] == requests
+
+
+def test_bad_files_are_never_placed_good_ones_arrive_and_errors_are_mailed_once(
+    env, queue_file, base_dir, gina, gina_dir, smtp_server, mail_env
+):
+    names = sorted(npp_files(gina_dir))
+    corrupt, not_hdf5, flaky, cut = names[0], names[1], names[2], names[3]
+    gina.fault("corrupt", corrupt)
+    gina.fault("not_hdf5", not_hdf5)
+    gina.fault("error", flaky, times=2)
+    gina.fault("cut", cut, times=1, after=1000)
+    run = mirror({**env, **mail_env}, queue_file)
+    assert run.returncode == 0, run.stderr
+    assert placed(base_dir) == npp_files(gina_dir) - {corrupt, not_hdf5}
+    assert_only_verified_files(base_dir, gina)
+    assert temp_files(base_dir) == []
+    mails = smtp_server.messages
+    assert len(mails) == 1, "one mail per run, not one per error"
+    body = mails[0].get_content()
+    assert corrupt in body and "differs from announced" in body
+    assert not_hdf5 in body and "not a readable HDF5 file" in body
+    assert flaky not in body and cut not in body, "retried transfers that succeeded are no error"
+    assert "2 errors" in mails[0]["Subject"]
+
+
+def test_failed_file_is_held_back_for_a_pause_then_retried(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    bad = sorted(npp_files(gina_dir))[0]
+    gina.fault("corrupt", bad)
+    assert mirror(env, queue_file).returncode == 0
+    gina.clear_faults()
+    requests = gina.requests[bad]
+
+    held = mirror(env, queue_file)
+    assert "1 file(s) held back after failures" in held.stderr
+    assert gina.requests[bad] == requests, "not asked again during its pause"
+    assert bad not in placed(base_dir)
+
+    state = next((base_dir / "state").glob("mirror_gina-snpp-*.json"))
+    memory = FailureMemory.from_json(state.read_text())
+    memory.failures[bad].last -= mirror_state.pause(1)  # as if the pause had passed
+    state.write_text(memory.to_json())
+    retried = mirror(env, queue_file)
+    assert retried.returncode == 0
+    assert bad in placed(base_dir)
+    assert FailureMemory.from_json(state.read_text()).failures == {}
+
+
+def test_unusable_products_list_fails_its_queue_exit_1_other_queue_goes_on(
+    env, queue_file, base_dir, gina, gina_dir, smtp_server, mail_env
+):
+    gina.catalog_fault("malformed", times=1)
+    run = mirror({**env, **mail_env}, queue_file)
+    assert run.returncode == 1
+    assert run.stderr.count("could not list GINA's products: answer is not JSON") == 1
+    moderate = {n for n in npp_files(gina_dir) if n.startswith(("GMTCO", "SVM"))}
+    imagery = npp_files(gina_dir) - moderate
+    assert placed(base_dir) in (moderate, imagery), "the queue with a good answer got its files"
+    assert len(smtp_server.messages) == 1
+    assert "could not list" in smtp_server.messages[0].get_content()
+
+
+def test_http_error_on_products_list_is_an_error_for_each_queue(env, queue_file, gina):
+    gina.catalog_fault("error", status=503)
+    run = mirror(env, queue_file)
+    assert run.returncode == 1
+    assert run.stderr.count("could not list GINA's products: HTTP 503") == 2
+
+
+def test_second_run_skips_busy_queues_quickly_with_one_line_each(
+    env, queue_file, base_dir, gina_dir
+):
+    with GinaStandin(gina_dir, rate=200_000) as slow:
+        env = {**env, "GINA_URL": slow.url}
+        first = subprocess.Popen(
+            [*MIRROR, "--queues", str(queue_file)], env=env, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            assert slow.wait_for_bytes(100_000, timeout=20)
+            began = time.monotonic()
+            second = mirror(env, queue_file)
+            assert time.monotonic() - began < 10
+            assert second.returncode == 0
+            assert second.stderr.count("skipped, another mirror_gina is running it") == 2
+            assert "wanted" not in second.stderr.split("run summary")[0]
+        finally:
+            first.kill()
+            first.wait(timeout=10)
+
+
+def test_lock_of_a_dead_run_never_blocks_the_next_run(env, queue_file, base_dir):
+    lock_path = base_dir / "tmp" / "mirror_gina-snpp-imagery.lock"
+    lock_path.parent.mkdir(parents=True)
+    lock_path.write_text("12345\n")  # left by a killed run: a file, but nobody holds the flock
+    with QueueLock(base_dir / "tmp" / "mirror_gina-snpp-moderate.lock") as held:
+        assert held.acquired
+        run = mirror(env, queue_file)
+    assert run.returncode == 0
+    assert "queue snpp-moderate: skipped" in run.stderr
+    assert "queue snpp-imagery: ok" in run.stderr
+
+
+@pytest.mark.parametrize("served", [200_000, 2_500_000])
+def test_sigkill_during_download_never_places_partial_file_and_next_run_completes(
+    env, queue_file, base_dir, gina_dir, served
+):
+    with GinaStandin(gina_dir, rate=500_000) as slow:
+        process = subprocess.Popen(
+            [*MIRROR, "--queues", str(queue_file)],
+            env={**env, "GINA_URL": slow.url},
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            assert slow.wait_for_bytes(served, timeout=30)
+        finally:
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=10)
+        assert_only_verified_files(base_dir, slow)
+        assert len(placed(base_dir)) < 20
+        assert temp_files(base_dir), "the killed run left temp files"
+        slow.rate = None
+        run = mirror({**env, "GINA_URL": slow.url}, queue_file)
+        assert run.returncode == 0, run.stderr
+        assert placed(base_dir) == npp_files(gina_dir)
+        assert_only_verified_files(base_dir, slow)
+        assert temp_files(base_dir) == []
+
+
+def test_bad_queue_file_stops_with_one_line_and_status_2(env, tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("queues:\n  - name: x\n    satellite: metop\n    bands: [SVM15]\n")
+    run = mirror(env, broken)
+    assert run.returncode == 2
+    assert "'satellite' must be one of snpp, noaa20, noaa21" in run.stderr
+    assert "Traceback" not in run.stderr
+    missing = mirror(env, tmp_path / "nowhere.yaml")
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_stalled_file_does_not_hang_the_queue(make_settings, base_dir, gina, gina_dir):
+    stalled = sorted(n for n in npp_files(gina_dir) if n.startswith("SVI05"))[0]
+    gina.fault("stall", stalled, after=1000, seconds=60)
+    settings = make_settings(VIIRS_BASE_DIR=base_dir, GINA_URL=gina.url)
+    for directory in (settings.sdr_dir, settings.tmp_dir, settings.state_dir):
+        directory.mkdir()
+    queue = Queue("snpp-imagery", "snpp", ("GITCO", "SVI01", "SVI04", "SVI05"))
+    options = Options(low_speed_time=1, max_failures=1, backoff_base=0.01)
+    began = time.monotonic()
+    result = QueueRun(queue, settings, options).run()
+    assert time.monotonic() - began < 15
+    assert (result.status, result.wanted, result.fetched, result.failed) == ("ok", 8, 7, 1)
+    assert stalled not in placed(base_dir)
+
+
+# -- the failure memory's rules ---------------------------------------------------------
+
+
+def test_pause_doubles_from_two_minutes_up_to_six_hours():
+    assert [mirror_state.pause(n) for n in (0, 1, 2, 3)] == [0.0, 120.0, 240.0, 480.0]
+    assert mirror_state.pause(30) == 6 * 3600
+
+
+def test_memory_holds_a_failed_file_until_its_pause_is_over_and_forgets_successes():
+    memory = FailureMemory()
+    assert memory.due("a", 0.0)
+    memory.failed("a", "bad md5", 1000.0)
+    assert not memory.due("a", 1119.0) and memory.due("a", 1120.0)
+    memory.failed("a", "bad md5", 1120.0)
+    assert not memory.due("a", 1359.0) and memory.failures["a"].count == 2
+    memory.succeeded("a")
+    assert memory.due("a", 1121.0)
+
+
+def test_memory_round_trips_and_prunes_old_failures(tmp_path):
+    memory = FailureMemory()
+    memory.failed("old", "x", 0.0)
+    memory.failed("new", "y", mirror_state.FORGET_AFTER)
+    memory.prune(mirror_state.FORGET_AFTER + 1)
+    mirror_state.save(memory, tmp_path / "m.json")
+    loaded, problem = mirror_state.load(tmp_path / "m.json")
+    assert problem is None and list(loaded.failures) == ["new"]
+    (tmp_path / "bad.json").write_text("{not json")
+    empty, problem = mirror_state.load(tmp_path / "bad.json")
+    assert empty.failures == {} and "unreadable" in problem
