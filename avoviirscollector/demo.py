@@ -203,6 +203,23 @@ def prepare_base(base: Path) -> None:
     (base / MARKER).write_text("made by `viirscollector demo`; it empties this directory\n")
 
 
+def check_layout(base: Path) -> None:
+    """What ``viirscollector run`` checks (writable, socket path length), said in one line
+    here instead of in a log the demo would hide."""
+    from .run import RunError, prepare
+
+    env = {"VIIRS_BASE_DIR": str(base), **_config_dir()}
+    try:
+        prepare(settings_module.load(env))
+    except RunError as error:
+        raise DemoError(str(error).replace("VIIRS_BASE_DIR", "--base-dir")) from None
+
+
+def _config_dir() -> dict[str, str]:
+    value = os.environ.get("VIIRS_CONFIG_DIR")
+    return {"VIIRS_CONFIG_DIR": value} if value else {}
+
+
 def make_pass(directory: Path, now: dt.datetime | None = None) -> list[Path]:
     """The synthetic pass: GRANULES granules of each platform, every segment, realistic names.
 
@@ -386,6 +403,7 @@ class Demo:
         """The whole demo; :meth:`close` must follow, whatever happens."""
         say = self.console.say
         prepare_base(self.base)
+        check_layout(self.base)
         settings = settings_module.load_or_exit()
         products = product_segments((settings.config_dir / "etc/segment_gatherer.ini").read_text())
         self.scratch = Path(tempfile.mkdtemp(prefix="viirs-demo-gina-"))
