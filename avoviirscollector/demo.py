@@ -497,7 +497,11 @@ def _interrupt(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     """0 when every granule reached the worker, 1 otherwise; 130 after Ctrl-C."""
-    p = argparse.ArgumentParser(prog="viirscollector demo", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="viirscollector demo",
+        description="Run the whole collector against a local GINA stand-in and watch data flow "
+        "to a worker (under a minute); every process it starts is stopped at the end.",
+    )
     p.add_argument(
         "--base-dir",
         type=Path,

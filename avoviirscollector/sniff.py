@@ -155,6 +155,17 @@ def sniff_queue(endpoint: str, timeout: float | None, count: int | None, length:
 # ----------------------------------------------------------------- command line
 
 
+def port_number(text: str) -> int:
+    """argparse type of the operator commands' --port options."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port
+
+
 def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.ArgumentParser:
     """``sniff sdr`` and ``sniff queue`` (ports default to the VIIRS_*_PORT settings)."""
     p = argparse.ArgumentParser(
@@ -166,7 +177,9 @@ def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.Argum
     queue.add_argument("--length", action="store_true", help="print the queue length once, exit")
     for command, port in ((sdr, message_port), (queue, state_port)):
         command.add_argument("--host", default="localhost", help="collector host (localhost)")
-        command.add_argument("--port", type=int, default=port, help=f"port (default {port})")
+        command.add_argument(
+            "--port", type=port_number, default=port, help=f"port (default {port})"
+        )
         command.add_argument("--timeout", type=float, metavar="S",
                              help="stop after S seconds (default: until Ctrl-C; "
                              f"{LENGTH_TIMEOUT:g} with --length)")  # fmt: skip

@@ -271,6 +271,8 @@ def read_programs(socket_path: Path) -> list[Program]:
 
 def read_queue(endpoint: str, timeout: float = QUEUE_TIMEOUT) -> dict:
     """The first 19191 state that arrives within ``timeout``."""
+    import zmq
+
     from .sniff import Silence, parse_queue_state, receive
 
     try:
@@ -281,6 +283,8 @@ def read_queue(endpoint: str, timeout: float = QUEUE_TIMEOUT) -> dict:
         raise Unreadable(why) from None
     except ValueError as error:
         raise Unreadable(f"unreadable state from {endpoint}: {error}") from None
+    except zmq.ZMQError as error:
+        raise Unreadable(f"cannot listen to {endpoint}: {error.strerror}") from None
     raise Unreadable(f"no state from {endpoint}")
 
 
@@ -374,11 +378,18 @@ def gather(base_dir: Path, state_endpoint: str, socket_path: Path, retention: in
 def main(argv: list[str] | None = None) -> int:
     """Print the screen; 0 when all is well, 1 when something needs a look."""
     from .settings import load_or_exit
+    from .sniff import port_number
 
     settings = load_or_exit()
-    p = argparse.ArgumentParser(prog="viirscollector status", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="viirscollector status",
+        description="One screen: supervisord's programs and their uptime, the queue, the newest "
+        "file in sdr/ and its age, the last mirror run, disk use against 36 GB/day. Reads "
+        "supervisord and the files of VIIRS_BASE_DIR on this machine; exit status 1 when a "
+        "part is unreadable or a program is not RUNNING.",
+    )
     p.add_argument("--host", default="localhost", help="where the broker's 19191 is (localhost)")
-    p.add_argument("--state-port", type=int, default=settings.state_port,
+    p.add_argument("--state-port", type=port_number, default=settings.state_port,
                    help=f"broker's state port (default {settings.state_port})")  # fmt: skip
     p.add_argument("--socket", type=Path, default=settings.tmp_dir / "supervisor.sock",
                    help="supervisord's socket (default <base>/tmp/supervisor.sock)")  # fmt: skip

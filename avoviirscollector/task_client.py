@@ -19,6 +19,7 @@ from collections.abc import Iterable
 import zmq
 
 from .bus import Message  # through bus: posttroll must see our message version first
+from .sniff import port_number
 
 DEFAULT_TIMEOUT = 5.0
 #: The broker answers a request it cannot use with a reply starting with this.
@@ -188,7 +189,7 @@ def parser(task_port: int = 19091) -> argparse.ArgumentParser:
     )
     p.add_argument("--host", default="localhost", help="broker host (default localhost)")
     p.add_argument(
-        "--port", type=int, default=task_port, help=f"broker's task port (default {task_port})"
+        "--port", type=port_number, default=task_port, help=f"broker's port (default {task_port})"
     )
     return p
 
@@ -207,6 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         task = client.request(products, args.just_testing, args.lease)
     except (BrokerError, BrokerTimeout) as error:
         print(f"task: {error}", file=sys.stderr)
+        return 1
+    except zmq.ZMQError as error:
+        print(f"task: cannot ask {client.endpoint}: {error.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

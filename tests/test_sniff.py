@@ -163,3 +163,15 @@ def test_ctrl_c_ends_sniff_sdr_cleanly_without_traceback():
     assert first.startswith("sniff sdr: listening to tcp://localhost:")
     assert process.returncode == 0
     assert out == "" and err == ""
+
+
+def test_an_impossible_host_or_port_is_one_line_not_a_traceback():
+    bad_host = sniff("queue", "--host", "bad host", "--timeout", "1")
+    assert bad_host.returncode == 1
+    assert bad_host.stderr.splitlines()[-1].startswith(
+        "sniff queue: cannot listen to tcp://bad host:19191: Invalid argument"
+    )
+    bad_port = sniff("sdr", "--port", "99999")
+    assert bad_port.returncode == 2
+    assert bad_port.stderr.splitlines()[-1].endswith("'99999' is not a port number (1-65535)")
+    assert "Traceback" not in bad_host.stderr + bad_port.stderr

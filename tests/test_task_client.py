@@ -234,3 +234,10 @@ def test_sniff_queue_length_reads_the_real_broker(real_broker):
     result = run_cli("sniff", "queue", "--length", "--port", real_broker["VIIRS_STATE_PORT"])
     assert result.returncode == 0, result.stderr
     assert result.stdout == "0\n"
+
+
+def test_an_impossible_host_is_one_line_not_a_traceback():
+    result = run_cli("task", "--product", "tir", "--host", "bad host")
+    assert result.returncode == 1
+    assert result.stderr.startswith("task: cannot ask tcp://bad host:19091: Invalid argument")
+    assert result.stderr.count("\n") == 1
