@@ -10,7 +10,8 @@ A per-connection rate limit and a per-request delay stand in for the network.
 
 It serves every ``*.h5`` file of one directory and rescans it at each products.json
 request, so files can be added while it runs (write them under a hidden name and
-rename, as :mod:`synthetic_sdr` does). Bodies go out with ``sendfile``, so a
+rename, as :mod:`synthetic_sdr` does). ``/_standin/stats`` gives its counters to
+other processes (the benchmarks). Bodies go out with ``sendfile``, so a
 2-core machine serves well over 40 MB/s on several connections.
 """
 
@@ -328,6 +329,16 @@ class GinaStandin:
 
     # -- counters --------------------------------------------------------------------------
 
+    def stats(self) -> dict:
+        """Counters so far (also served at ``/_standin/stats`` for other processes)."""
+        with self._lock:
+            return {
+                "catalog_requests": self.requests["catalog"],
+                "file_requests": self.requests["file"],
+                "bytes_served": self.bytes_served,
+                "connections_opened": self.connections_opened,
+            }
+
     def _count(self, nbytes: int) -> None:
         with self._served:
             self.bytes_served += nbytes
@@ -418,6 +429,8 @@ class _Handler(BaseHTTPRequestHandler):
             with standin._lock:
                 standin.requests["catalog"] += 1
             self._catalog(parse_qs(url.query, keep_blank_values=True), send_body)
+        elif url.path == "/_standin/stats":
+            self._plain(200, json.dumps(standin.stats()), "application/json")
         elif url.path.startswith("/data/"):
             name = unquote(url.path[len("/data/") :])
             with standin._lock:
