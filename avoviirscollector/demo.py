@@ -19,6 +19,7 @@ import argparse
 import configparser
 import datetime as dt
 import os
+import select
 import shutil
 import signal
 import socket
@@ -345,6 +346,47 @@ def _kill_if_ours(pid: int, base: Path) -> None:
             pass
 
 
+class Standin:
+    """The GINA stand-in as a process of its own (``viirscollector gina-standin``): its
+    connection errors when a client is interrupted go to its log, not onto the demo's screen."""
+
+    def __init__(self, directory: Path, log: Path):
+        from .netutil import free_port
+
+        self.directory, self.log = directory, log
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/products.json"
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        """Start it and wait for its "serving" line (it prints it once it listens)."""
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "avoviirscollector.cli", "gina-standin", "--dir",
+                 str(self.directory), "--port", str(self.port), "--rate", str(RATE_PER_CONNECTION)],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, text=True,
+                env=dict(os.environ, VIIRS_BASE_DIR=str(self.log.parent.parent)),
+            )  # fmt: skip
+        ready = select.select([self.process.stdout], [], [], timeout)[0]
+        line = self.process.stdout.readline() if ready else ""
+        if "GINA stand-in" not in line:
+            raise DemoError(f"the GINA stand-in did not start within {timeout:g} s; see {self.log}")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it does not end within seconds."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stdout.close()
+
+
 def run_mirror(env: dict[str, str], console: Console) -> int:
     """``mirror_gina`` once, its log lines shown as they come."""
     process = subprocess.Popen(
@@ -431,9 +473,8 @@ class Demo:
         return self.collect(expected, {path.name for path in files})
 
     def start_standin(self) -> None:
-        from .gina_standin import GinaStandin
-
-        self.standin = GinaStandin(self.scratch, rate=RATE_PER_CONNECTION).start()
+        self.standin = Standin(self.scratch, self.base / "log" / "gina-standin.log")
+        self.standin.start()
         self.console.say("demo", f"GINA stand-in serving the pass at {self.standin.url}")
 
     def start_stack(self, env: dict[str, str]) -> None:
