@@ -145,6 +145,8 @@ def granule_from_message(subject: str, atype: str, data) -> Granule:
     start, end = _time(data, "start_time"), _time(data, "end_time")
     _dataset(data)
     reprocess = data.get("reprocess")
+    if isinstance(reprocess, dt.datetime):  # posttroll decodes a time-like request id
+        reprocess = reprocess.isoformat()
     return Granule(
         subject=subject,
         atype=atype or "dataset",
