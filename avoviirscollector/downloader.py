@@ -296,8 +296,10 @@ class Downloader:
         options: Options | None = None,
         on_done: Callable[[FileTask], None] | None = None,
         logger: logging.Logger | None = None,
+        label: str = "download",
     ):
         self.options = options or Options()
+        self.label = label
         self.on_done = on_done
         self.log = logger or log
         self.new_connections = 0
@@ -521,7 +523,8 @@ class Downloader:
         done = sum(t.status == "done" for t in files)
         received = sum(t.received for t in files)
         self.log.info(
-            "download progress: %d of %d files done, %.1f MB received, %d transfers running",
+            "%s: %d of %d files done, %.1f MB received, %d transfers running",
+            self.label,
             done,
             len(files),
             received / MB,

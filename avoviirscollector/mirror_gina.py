@@ -313,7 +313,9 @@ class QueueRun:
         )
         placer = Placer(self.queue, self.settings.sdr_dir, memory)
         try:
-            downloader.Downloader(self.options, on_done=placer.submit, logger=log).run(tasks)
+            label = f"queue {self.queue.name}: progress"
+            engine = downloader.Downloader(self.options, placer.submit, log, label)
+            engine.run(tasks)
         finally:
             placer.close()
         self.result.fetched = len(placer.fetched)
