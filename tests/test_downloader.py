@@ -180,6 +180,7 @@ def test_connection_cut_mid_body_resumes_from_the_byte_reached(gina_dir, tmp_pat
         files, _ = download(gina, paths, tmp_path, Options(connections=1, backoff_base=0.01))
     assert_intact(files, paths)
     assert files[0].retries == 3
+    assert gina.wait_for_bytes(2_000_000, timeout=5)
     assert gina.bytes_served == 2_000_000, "no byte was fetched twice"
 
 
