@@ -150,7 +150,8 @@ def test_big_file_is_split_over_every_connection_and_written_in_place(gina_dir, 
     assert_intact(files, paths)
     assert files[0].connections == {0, 1, 2, 3}
     assert seconds < 0.6, "4 connections at 8 MB/s move 8 MB in about 0.25 s"
-    assert gina.connections_opened <= 5
+    # a transfer whose second half was taken is stopped at its new end, closing its connection
+    assert gina.connections_opened <= 8
 
 
 def test_small_files_go_whole_one_request_each_on_reused_connections(gina_dir, tmp_path):
