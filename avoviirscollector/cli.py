@@ -13,6 +13,7 @@ import sys
 #: subcommand -> (module, one-line help)
 SUBCOMMANDS = {
     "run": ("avoviirscollector.run", "create the base directory's layout and exec supervisord"),
+    "nameserver": ("avoviirscollector.nameserver", "the posttroll nameserver (daemon)"),
     "stalker": ("avoviirscollector.stalker", "publish a message per file landing in sdr/ (daemon)"),
     "gatherer": ("avoviirscollector.gatherer", "gather one product's granules (daemon)"),
     "cron": ("avoviirscollector.cron", "run the crontab (supercronic, or the built-in runner)"),

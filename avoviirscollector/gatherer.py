@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from configparser import Error as ConfigParserError
 from configparser import RawConfigParser
 
@@ -143,6 +144,15 @@ class Gatherer(SegmentGatherer):
     def _replay_on_signal(self, signum, frame):
         # Not in the handler itself: it may interrupt the main thread inside the queue's lock.
         threading.Thread(target=self.replay, name="replay", daemon=True).start()
+
+    def _setup_listener(self):
+        # The nameserver may start after us, or be slow to answer its first request.
+        while not self._stop_requested:
+            try:
+                return super()._setup_listener()
+            except TimeoutError as error:
+                log.warning("nameserver on localhost not answering (%s); retrying in 1 s", error)
+                time.sleep(1)
 
     def _setup_messaging(self):
         super()._setup_messaging()

@@ -38,7 +38,7 @@ def naive_utc(value):
     """Datetimes as naive UTC, recursively: what posttroll 1.5 reads."""
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
     if isinstance(value, dict):
         return {key: naive_utc(item) for key, item in value.items()}
@@ -101,8 +101,14 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("republishing every message on tcp://*:%d", settings.message_port)
     try:
-        with bus.subscribe("") as subscriber:
-            count = forward(subscriber, socket, stop)
+        count = 0
+        while not stop.is_set():
+            try:
+                with bus.subscribe("") as subscriber:
+                    count += forward(subscriber, socket, stop)
+            except TimeoutError as error:  # the nameserver starts after us, or is slow
+                log.warning("nameserver on localhost not answering (%s); retrying in 1 s", error)
+                stop.wait(1)
         log.info("stopping after %d message(s)", count)
     finally:
         socket.close()

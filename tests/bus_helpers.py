@@ -103,7 +103,7 @@ class BusListener:
 
     def __enter__(self) -> BusListener:
         self._thread.start()
-        self._ready.wait(10)
+        self._ready.wait(40)
         return self
 
     def __exit__(self, *exc_info):
@@ -111,7 +111,15 @@ class BusListener:
         self._thread.join(10)
 
     def _run(self, topics):
-        with bus.subscribe(topics, timeout=0.5) as subscriber:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                subscriber_context = bus.subscribe(topics)
+                break
+            except TimeoutError:  # a nameserver that just started may be slow to answer
+                if time.monotonic() > deadline:
+                    raise
+        with subscriber_context as subscriber:
             self._ready.set()
             for message in subscriber.recv(timeout=0.1):
                 if self._stop.is_set():

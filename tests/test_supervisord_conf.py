@@ -23,7 +23,7 @@ from avoviirscollector import run, settings
 REPO = Path(__file__).resolve().parent.parent
 CONF = REPO / "supervisord.conf"
 PROGRAMS = {
-    "nameserver": "nameserver --no-multicast",
+    "nameserver": "viirscollector nameserver",
     "trollstalker": "viirscollector stalker",
     "segment_gatherer-viirs_tir": "viirscollector gatherer viirs_tir",
     "segment_gatherer-viirs_vis": "viirscollector gatherer viirs_vis",
