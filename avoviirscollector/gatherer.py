@@ -119,6 +119,7 @@ class Gatherer(SegmentGatherer):
         self.replay_delay = replay_delay
         self.segments = segments_of(config)
         self._stop_requested = False
+        self._setting_up = False
 
     def _create_patterns(self):
         patterns = super()._create_patterns()
@@ -137,6 +138,8 @@ class Gatherer(SegmentGatherer):
         log.info("stopping on signal %s; open granules are replayed at the next start", signum)
         self._stop_requested = True
         self._loop = False
+        if self._setting_up:  # possibly blocked in a nameserver lookup: leave now
+            raise SystemExit(0)
 
     def _keep_running(self):
         return not self._stop_requested and super()._keep_running()
@@ -155,7 +158,11 @@ class Gatherer(SegmentGatherer):
                 time.sleep(1)
 
     def _setup_messaging(self):
-        super()._setup_messaging()
+        self._setting_up = True
+        try:
+            super()._setup_messaging()
+        finally:
+            self._setting_up = False
         timer = threading.Timer(self.replay_delay, self.replay)
         timer.daemon = True
         timer.start()
