@@ -4,7 +4,7 @@
 supervisord.conf) on a base directory, with free ports of its own, and talks to
 supervisord over its unix socket with XML-RPC, as supervisorctl does::
 
-    with CollectorProcess(base_dir) as collector:      # waits until all programs run
+    with CollectorProcess(base_dir) as collector:      # waits until the pipeline runs
         collector.wait_subscribed()                     # subscribers reached publishers
         print(collector.message_port, collector.program_states())
         old = collector.kill9("trollstalker")
@@ -92,7 +92,10 @@ class CollectorProcess:
     # -- life cycle ---------------------------------------------------------------
 
     def start(self, programs: Iterable[str] = PIPELINE, timeout: float = 60) -> CollectorProcess:
-        """Start supervisord and wait until ``programs`` are RUNNING."""
+        """Start supervisord and wait until ``programs`` are RUNNING (PROGRAMS for all).
+
+        Its output goes to <base>/log/run.log; ``stop()`` is called if the wait fails.
+        """
         (self.base_dir / "log").mkdir(parents=True, exist_ok=True)
         # What `viirscollector run` and supervisord print (a container's `docker logs`).
         self.output = open(self.base_dir / "log" / "run.log", "ab")  # noqa: SIM115
