@@ -210,6 +210,7 @@ class QueueRun:
         self.queue, self.settings, self.options = queue, settings, options
         self.work_dir = settings.tmp_dir / f"{PROGRAM}-{queue.name}"
         self.state_path = settings.state_dir / f"{PROGRAM}-{queue.name}.json"
+        self.outage_path = settings.state_dir / f"{PROGRAM}-{queue.name}-outage.json"
         self.result = QueueResult(queue.name)
 
     def run(self) -> QueueResult:
@@ -238,13 +239,9 @@ class QueueRun:
             products = self._list_products()
         except (OSError, CatalogError) as error:
             self.result.status, self.result.error = "failed", str(error)
-            log.error(
-                "queue %s: could not list GINA's products: %s; nothing fetched for this "
-                "queue, the next run tries again",
-                self.queue.name,
-                error,
-            )
+            self._report_outage(str(error))
             return
+        self._report_recovery()
         memory, problem = mirror_state.load(self.state_path)
         if problem:
             log.warning("queue %s: failure memory %s", self.queue.name, problem)
@@ -253,6 +250,38 @@ class QueueRun:
             self._fetch(wanted, memory)
         memory.prune(time.time())
         mirror_state.save(memory, self.state_path)
+
+    def _report_outage(self, error: str) -> None:
+        """An ERROR (mailed) at the start of an outage and once per mail interval after."""
+        now = time.time()
+        interval = self.settings.mail_interval_minutes * 60.0
+        outage, mail = mirror_state.outage_failed(
+            mirror_state.load_outage(self.outage_path), error, now, interval
+        )
+        mirror_state.save_outage(outage, self.outage_path)
+        since = dt.datetime.fromtimestamp(outage.since, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        log.log(
+            logging.ERROR if mail else logging.WARNING,
+            "queue %s: could not list GINA's products: %s; failing since %s; nothing fetched "
+            "for this queue, the next run tries again%s",
+            self.queue.name,
+            error,
+            since,
+            ""
+            if mail
+            else " (already mailed; the next reminder is mailed after "
+            f"{self.settings.mail_interval_minutes} minutes)",
+        )
+
+    def _report_recovery(self) -> None:
+        outage = mirror_state.load_outage(self.outage_path)
+        if outage is not None:
+            log.info(
+                "queue %s: GINA answers again after %.0f minutes of failures",
+                self.queue.name,
+                (time.time() - outage.since) / 60,
+            )
+            mirror_state.save_outage(None, self.outage_path)
 
     def _clean_work_dir(self) -> None:
         """Remove what a killed run left behind (we hold the lock: nobody else uses it)."""

@@ -108,3 +108,50 @@ def write_atomically(path: Path, text: str) -> None:
 def save(memory: FailureMemory, path: Path) -> None:
     """Store the memory atomically."""
     write_atomically(path, memory.to_json())
+
+
+@dataclass
+class Outage:
+    """A queue whose products.json cannot be had: since when, and when it was last mailed.
+
+    cron runs the mirror every 30 s; without this memory a GINA outage would mail the duty
+    scientist 120 times an hour. The first failure is an ERROR (mailed), repeats are
+    WARNINGs until the mail interval has passed, then one ERROR again as a reminder.
+    """
+
+    since: float
+    mailed: float
+    error: str
+
+    def should_mail(self, now: float, interval: float) -> bool:
+        """True when this failure has not been mailed within ``interval`` seconds."""
+        return now - self.mailed >= interval
+
+
+def outage_failed(
+    outage: Outage | None, error: str, now: float, interval: float
+) -> tuple[Outage, bool]:
+    """Record one more failed listing; return the outage and whether to mail (log an ERROR)."""
+    if outage is None:
+        return Outage(since=now, mailed=now, error=error), True
+    if outage.should_mail(now, interval):
+        return Outage(since=outage.since, mailed=now, error=error), True
+    return Outage(since=outage.since, mailed=outage.mailed, error=error), False
+
+
+def load_outage(path: Path) -> Outage | None:
+    """The outage recorded at ``path``; None when there is none (or it is unreadable)."""
+    try:
+        return Outage(**json.loads(path.read_text()))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def save_outage(outage: Outage | None, path: Path) -> None:
+    """Store the outage atomically, or remove the record when the queue answers again."""
+    if outage is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomically(path, json.dumps(asdict(outage)))

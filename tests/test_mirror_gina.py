@@ -181,6 +181,41 @@ def test_http_error_on_products_list_is_an_error_for_each_queue(env, queue_file,
     assert run.stderr.count("could not list GINA's products: HTTP 503") == 2
 
 
+def test_gina_outage_is_mailed_once_per_interval_not_every_cron_run(
+    env, queue_file, gina, smtp_server, mail_env
+):
+    gina.catalog_fault("error", status=503)
+    first = mirror({**env, **mail_env}, queue_file)
+    assert len(smtp_server.wait_for(1)) == 1
+    second = mirror({**env, **mail_env}, queue_file)
+    assert first.returncode == second.returncode == 1
+    assert second.stderr.count("WARNING") >= 2 and "already mailed" in second.stderr
+    assert len(smtp_server.messages) == 1, "a repeated outage inside the interval is not mailed"
+    gina.clear_faults()
+    third = mirror({**env, **mail_env}, queue_file)
+    assert third.returncode == 0
+    assert third.stderr.count("GINA answers again after") == 2
+
+
+def test_outage_mails_at_its_start_then_once_per_interval():
+    outage, mail = mirror_state.outage_failed(None, "HTTP 503", now=1000.0, interval=600.0)
+    assert mail and outage.since == outage.mailed == 1000.0
+    outage, mail = mirror_state.outage_failed(outage, "timeout", now=1300.0, interval=600.0)
+    assert not mail and outage.since == 1000.0 and outage.error == "timeout"
+    outage, mail = mirror_state.outage_failed(outage, "HTTP 503", now=1600.0, interval=600.0)
+    assert mail and (outage.since, outage.mailed) == (1000.0, 1600.0)
+
+
+def test_outage_record_round_trips_and_clears(tmp_path):
+    path = tmp_path / "outage.json"
+    assert mirror_state.load_outage(path) is None
+    outage = mirror_state.Outage(since=1.0, mailed=2.0, error="HTTP 500")
+    mirror_state.save_outage(outage, path)
+    assert mirror_state.load_outage(path) == outage
+    mirror_state.save_outage(None, path)
+    assert not path.exists()
+
+
 def test_second_run_skips_busy_queues_quickly_with_one_line_each(
     env, queue_file, base_dir, gina_dir
 ):
