@@ -27,6 +27,10 @@ SUBCOMMANDS = {
     "task": ("avoviirscollector.task_client", "ask the broker for one task, as a worker does"),
     "demo": ("avoviirscollector.demo", "run the whole collector against a local GINA stand-in"),
     "gina-standin": ("avoviirscollector.gina_standin", "serve a local GINA stand-in"),
+    "replay-listener": (
+        "avoviirscollector.replay_listener",
+        "supervisord event listener: gatherers replay sdr/ after a restart (daemon)",
+    ),
 }
 
 

@@ -32,7 +32,7 @@ from supervisor.xmlrpc import SupervisorTransport
 
 from .netutil import free_port
 
-#: Every program of supervisord.conf.
+#: Every program of supervisord.conf (and its event listener, which supervisord lists too).
 PROGRAMS = (
     "nameserver",
     "trollstalker",
@@ -43,6 +43,7 @@ PROGRAMS = (
     "task_broker",
     "msg_publisher",
     "supercronic",
+    "replay_listener",
 )
 GATHERERS = tuple(p for p in PROGRAMS if p.startswith("segment_gatherer-"))
 #: Programs that carry a file from sdr/ to port 29092 and to granule messages.

@@ -31,6 +31,7 @@ from avoviirscollector.collector_process import (
     CollectorProcess,
     connected,
 )
+from avoviirscollector.replay_listener import replay_targets
 from avoviirscollector.synthetic_sdr import make_sdr_file
 
 pytestmark = pytest.mark.system
@@ -193,6 +194,8 @@ def test_kill9_is_followed_by_a_restart_and_the_pipeline_delivers_again(
     pipeline, collector, program
 ):
     looked_back = collector.log(program).count(LOOK_BACK.get(program, "\0"))
+    replayed = f"replayed after the restart of {program}"
+    replays = collector.log("replay_listener").count(replayed)
     old = collector.kill9(program)
 
     collector.wait_running([program], timeout=30, not_pids={old})
@@ -201,6 +204,12 @@ def test_kill9_is_followed_by_a_restart_and_the_pipeline_delivers_again(
             lambda: collector.log(program).count(LOOK_BACK[program]) > looked_back,
             30,
             f"{program} to look back at sdr/ after its restart",
+        )
+    if replay_targets(program, GATHERERS):  # the gatherers replay once all is connected
+        wait_until(
+            lambda: collector.log("replay_listener").count(replayed) > replays,
+            45,
+            f"the gatherers' replay after the restart of {program}",
         )
     pipeline.ready()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from supervisor.datatypes import RestartUnconditionally
-from supervisor.options import ServerOptions
+from supervisor.options import EventListenerPoolConfig, ServerOptions
 
 from avoviirscollector import run, settings
 
@@ -56,7 +56,33 @@ def options(short_base, monkeypatch):
 
 
 def programs(options) -> dict:
-    return {p.name: p for group in options.process_group_configs for p in group.process_configs}
+    return {
+        p.name: p
+        for group in options.process_group_configs
+        if not isinstance(group, EventListenerPoolConfig)
+        for p in group.process_configs
+    }
+
+
+def listeners(options) -> dict:
+    return {
+        group.name: group
+        for group in options.process_group_configs
+        if isinstance(group, EventListenerPoolConfig)
+    }
+
+
+def test_replay_listener_hears_every_restart_and_logs_its_stderr(options, short_base):
+    """Event listeners' stdout is supervisord's protocol: their log is stderr, named."""
+    assert sorted(listeners(options)) == ["replay_listener"]
+    group = listeners(options)["replay_listener"]
+    assert [e.__name__ for e in group.pool_events] == ["ProcessStateRunningEvent"]
+    (listener,) = group.process_configs
+    assert listener.command == "viirscollector replay-listener"
+    assert listener.autorestart is RestartUnconditionally
+    assert listener.umask == 0o022
+    assert listener.stdout_logfile is None
+    assert listener.stderr_logfile == str(short_base / "log" / "replay_listener.log")
 
 
 def test_every_program_of_the_collector_is_configured(options):
