@@ -289,6 +289,8 @@ def parse_request(raw: bytes) -> TaskRequest:
         raise RequestError("request is not UTF-8 text") from None
     except ValueError as error:
         raise RequestError(f"request is not JSON ({error})") from None
+    except RecursionError:  # e.g. 60,000 "[" fit in the size limit
+        raise RequestError("request is nested too deeply to be a request") from None
     if not isinstance(request, dict):
         raise RequestError(f"request must be a JSON object, got {type(request).__name__}")
     _check_fields(request)

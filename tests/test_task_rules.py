@@ -274,3 +274,11 @@ def test_any_json_gives_a_request_or_a_reason_never_a_crash(value):
     else:
         assert request.products or request.ack
         assert all(isinstance(p, str) and p for p in request.products)
+
+
+@pytest.mark.parametrize("raw", [b"[" * 60000, b'{"desired products": ' + b"[" * 30000 + b"}"])
+def test_deeply_nested_json_under_the_size_limit_is_refused_not_raised(raw):
+    """Regression: RecursionError escaped parse_request and failed the broker's whole batch."""
+    assert len(raw) < MAX_REQUEST_BYTES
+    with pytest.raises(RequestError, match="nested too deeply"):
+        parse_request(raw)
