@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import queue
-import shutil
 import signal
 import subprocess
 import sys
@@ -75,8 +74,8 @@ def viirscollector(*args: str) -> list[str]:
 
 
 def nameserver_argv() -> list[str]:
-    """posttroll's nameserver in the collector's one discovery mode."""
-    return [shutil.which("nameserver") or "nameserver", "--no-multicast"]
+    """The collector's nameserver (posttroll's without multicast, re-announcing)."""
+    return viirscollector("nameserver")
 
 
 def daemon_env(base_dir: Path, **extra: str) -> dict[str, str]:

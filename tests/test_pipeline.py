@@ -114,6 +114,10 @@ def collector():
 def pipeline(collector):
     pipeline = Pipeline(collector)
     try:
+        # After trollstalker's catch-up and the gatherers' replay, which would publish
+        # the first test's files a second time.
+        for program, text in LOOK_BACK.items():
+            wait_until(lambda p=program, t=text: t in collector.log(p), 30, f"{program} start")
         pipeline.ready()
         yield pipeline
     finally:
