@@ -49,14 +49,32 @@ def vm_rss_kb(pid: int) -> int:
     raise AssertionError(f"no VmRSS for pid {pid}")
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def mirror_env(collector: CollectorProcess) -> dict[str, str]:
+    """The environment the crontab's mirror_gina gets from supervisord."""
+    return {**collector.env, "VIIRS_CONFIG_DIR": str(REPO)}
+
+
 def run_mirror(collector: CollectorProcess, *args: str, timeout: float = 120):
-    """mirror_gina as the crontab runs it, in the collector's environment."""
+    """mirror_gina as the crontab runs it (retry pause shortened), to its end."""
     return subprocess.run(
         [*MIRROR, "--retry-pause", "0.05", *args],
-        env={**collector.env, "VIIRS_CONFIG_DIR": str(Path(__file__).resolve().parents[2])},
+        env=mirror_env(collector),
         capture_output=True,
         text=True,
         timeout=timeout,
+    )
+
+
+def start_mirror(collector: CollectorProcess, *args: str) -> subprocess.Popen:
+    """mirror_gina started in the background (for a SIGKILL at a chosen moment)."""
+    return subprocess.Popen(
+        [*MIRROR, "--retry-pause", "0.05", *args],
+        env=mirror_env(collector),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
 
 
