@@ -354,6 +354,7 @@ class Downloader:
             try:
                 task.fd = os.open(task.path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
             except OSError as error:
+                task.data["local_error"] = error.errno  # this machine's fault, not the file's
                 self._cancel(
                     self._plan.failed(
                         segment,
@@ -461,6 +462,7 @@ class Downloader:
         ran_to_eof = code == 0 and segment.end is None
         if slot.local_error is not None:
             error = f"cannot write {segment.file.path}: {slot.local_error.strerror}"
+            segment.file.data["local_error"] = slot.local_error.errno  # e.g. a full disk
             self._cancel(self._plan.failed(segment, error, now, permanent=True))
         elif reached_end or ran_to_eof:
             self._plan.succeeded(segment)

@@ -150,7 +150,8 @@ class Placer:
 
     def _handle(self, task: FileTask) -> None:
         if task.status != "done":
-            self._reject(task, f"download failed after {task.retries} retries: {task.error}")
+            reason = f"download failed after {task.retries} retries: {task.error}"
+            self._reject(task, reason, local="local_error" in task.data)
             return
         started = time.monotonic()
         try:
@@ -184,11 +185,27 @@ class Placer:
         os.replace(task.path, self.sdr_dir / task.name)
         fsync_directory(self.sdr_dir)
 
-    def _reject(self, task: FileTask, reason: str) -> None:
+    def _reject(self, task: FileTask, reason: str, local: bool = False) -> None:
+        """Delete the temp file; remember the failure unless it was this machine's (``local``).
+
+        A full disk or an unwritable tmp/ is no reason to hold a good file back for
+        minutes once the operator has fixed it: the next run tries it again.
+        """
         try:
             task.path.unlink()
         except FileNotFoundError:
             pass
+        if local:
+            with self.result_lock:
+                self.failed.append((task.name, reason))
+            log.error(
+                "queue %s: %s not placed: %s; a problem of this machine, not of the file: "
+                "the next run tries it again",
+                self.queue.name,
+                task.name,
+                reason,
+            )
+            return
         with self.result_lock:
             failure = self.memory.failed(task.name, reason, time.time())
             self.failed.append((task.name, reason))

@@ -331,3 +331,35 @@ def test_memory_round_trips_and_prunes_old_failures(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     empty, problem = mirror_state.load(tmp_path / "bad.json")
     assert empty.failures == {} and "unreadable" in problem
+
+
+def _file_size_limit(limit: int):
+    def apply():  # in the child: writes past ``limit`` fail with EFBIG, as on a full disk
+        import resource
+
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def test_a_write_error_of_this_machine_does_not_hold_the_file_back(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    """Regression: a full disk counted as each file's failure, so once space was back the
+    files waited minutes (the failure pause) before the mirror tried them again."""
+    full = subprocess.run(
+        [*MIRROR, "--queues", str(queue_file), "--retry-pause", "0.05"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=_file_size_limit(200_000),
+    )
+    assert placed(base_dir) == set() and temp_files(base_dir) == []
+    assert "File too large" in full.stderr and "the next run tries it again" in full.stderr
+
+    again = mirror(env, queue_file)
+    assert again.returncode == 0, again.stderr
+    assert placed(base_dir) == npp_files(gina_dir)
+    assert "held back after failures" not in again.stderr
