@@ -22,11 +22,19 @@ def arrival_time(stat: os.stat_result) -> float:
 
 
 def recent_files(
-    sdr_dir: str | os.PathLike, minutes: float, now: float | None = None
+    sdr_dir: str | os.PathLike,
+    minutes: float,
+    now: float | None = None,
+    after: float | None = None,
 ) -> list[Path]:
-    """SDR files (regular, not hidden) that arrived in the last ``minutes``, oldest first."""
+    """SDR files (regular, not hidden) that arrived in the last ``minutes``, oldest first.
+
+    ``after`` (epoch seconds) narrows the window to files that arrived later than that.
+    """
     now = time.time() if now is None else now
     since = now - minutes * 60
+    if after is not None:
+        since = max(since, after)
     found = []
     try:
         entries = list(os.scandir(sdr_dir))

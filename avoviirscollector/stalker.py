@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from collections import OrderedDict
 from configparser import Error as ConfigParserError
 from configparser import RawConfigParser
@@ -38,7 +39,7 @@ from . import logs
 from . import settings as settings_module
 from .file_messages import file_message_data
 from .filenames import FilenameError
-from .recent_files import recent_files
+from .recent_files import arrival_time, recent_files
 
 log = logging.getLogger("trollstalker")
 
@@ -98,12 +99,64 @@ def event_path(event) -> str:
     return getattr(event, "dest_path", "") or event.src_path
 
 
+class Watermark:
+    """The arrival time of the newest file published, kept in state/ across restarts.
+
+    The catch-up at start then publishes only what arrived after it (less a small
+    margin), so a restart does not repeat ten minutes of messages on 29092.
+    """
+
+    #: Seconds before the watermark still caught up: a kill -9 may lose the last write.
+    MARGIN = 2.0
+
+    def __init__(self, path: str | os.PathLike | None):
+        self.path = Path(path) if path else None
+        self.saved = self._read()
+        self.newest = self.saved
+
+    def _read(self) -> float | None:
+        try:
+            return float(self.path.read_text()) if self.path else None
+        except (OSError, ValueError):
+            return None
+
+    def published(self, path: str | os.PathLike) -> None:
+        """Note that ``path`` was published."""
+        try:
+            arrived = arrival_time(os.stat(path))
+        except OSError:
+            return
+        self.newest = arrived if self.newest is None else max(self.newest, arrived)
+
+    def save(self) -> None:
+        """Store the newest arrival time when it moved (atomically; cheap to call often)."""
+        if self.path is None or self.newest is None or self.newest == self.saved:
+            return
+        temporary = self.path.with_name(f".{self.path.name}.tmp")
+        try:
+            temporary.write_text(repr(self.newest))
+            os.replace(temporary, self.path)
+            self.saved = self.newest
+        except OSError as error:
+            log.warning("could not record the watermark in %s: %s", self.path, error)
+
+    def catch_up_after(self) -> float | None:
+        """Files that arrived after this were possibly never published."""
+        return None if self.saved is None else self.saved - self.MARGIN
+
+
 class Stalker(trollstalker.EventProcessor):
     """trollstalker's EventProcessor that refuses what must not be published."""
 
-    def __init__(self, sdr_dir: str | os.PathLike, **processor_options):
+    def __init__(
+        self,
+        sdr_dir: str | os.PathLike,
+        watermark: str | os.PathLike | None = None,
+        **processor_options,
+    ):
         super().__init__(**processor_options)
         self.sdr_dir = os.path.realpath(sdr_dir)
+        self.watermark = Watermark(watermark)
 
     def refusal(self, path: str) -> str | None:
         """Why ``path`` must not be published, or None when it may be."""
@@ -126,6 +179,7 @@ class Stalker(trollstalker.EventProcessor):
                 log.debug("not publishing %s: %s", path or event.src_path, reason)
                 return
             super().process(event)
+            self.watermark.published(path)
         except Exception as error:  # the watcher thread must survive any one file
             log.error(
                 "%s was not published: %s: %s; the next files are handled as usual "
@@ -147,17 +201,21 @@ class Stalker(trollstalker.EventProcessor):
             log.debug("not publishing %s: %s", path, error)
             return False
         self.pub.send(str(bus.message(self.topic, "file", data)))
+        self.watermark.published(path)
         return True
 
     def catch_up(self, minutes: float) -> int:
-        """Publish the files that arrived in sdr/ in the last ``minutes``."""
-        count = sum(self.publish_path(path) for path in recent_files(self.sdr_dir, minutes))
-        log.info(
-            "catch-up: published %d file(s) that reached %s in the last %g minutes",
-            count,
-            self.sdr_dir,
-            minutes,
+        """Publish what arrived in sdr/ in the last ``minutes`` and after the watermark."""
+        after = self.watermark.catch_up_after()
+        paths = recent_files(self.sdr_dir, minutes, after=after)
+        count = sum(self.publish_path(path) for path in paths)
+        since = (
+            f"since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(after))} "
+            "(the newest file published before the restart)"
+            if after is not None
+            else f"in the last {minutes:g} minutes"
         )
+        log.info("catch-up: published %d file(s) that reached %s %s", count, self.sdr_dir, since)
         return count
 
 
@@ -202,6 +260,7 @@ def serve(stalker: Stalker, options: Options, stop: threading.Event) -> int:
     status = 0
     try:
         while not stop.wait(WATCH_INTERVAL):
+            stalker.watermark.save()
             if not observer.is_alive() or not all(e.is_alive() for e in observer.emitters):
                 log.critical(
                     "the watcher of %s died; exiting so that supervisord restarts trollstalker",
@@ -213,6 +272,7 @@ def serve(stalker: Stalker, options: Options, stop: threading.Event) -> int:
         stop.set()
         observer.stop()
         observer.join(timeout=5)
+        stalker.watermark.save()
         stalker.stop()
     return status
 
@@ -240,5 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stalker = Stalker(settings.sdr_dir, **options.processor)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    watermark = settings.state_dir / "trollstalker-watermark"
+    stalker = Stalker(settings.sdr_dir, watermark, **options.processor)
     return serve(stalker, options, stop)

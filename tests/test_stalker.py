@@ -28,7 +28,7 @@ from bus_helpers import (
 from avoviirscollector import bus, filenames, stalker
 from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
 from avoviirscollector.netutil import free_port
-from avoviirscollector.recent_files import recent_files
+from avoviirscollector.recent_files import arrival_time, recent_files
 
 QUIET = 1.0
 
@@ -150,6 +150,48 @@ def test_files_that_landed_while_down_are_published_at_start(tmp_path, nameserve
         assert sorted(m.data["uid"] for m in caught_up) == sorted(names)
         assert caught_up[0].data == file_message_data(base / "sdr" / caught_up[0].data["uid"])
         assert "catch-up: published 2 file(s)" in daemon.log()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def recent_files_arrival(path: Path) -> float:
+    return arrival_time(path.stat())
+
+
+def test_restart_catches_up_only_files_that_arrived_after_the_last_published(tmp_path, nameserver):
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        for name in ("sdr", "state"):
+            (base / name).mkdir()
+        seen_live, landed_while_down = granule_names(["GITCO", "SVI05"], orbit=20007)
+
+        def start():
+            return Daemon(viirscollector("stalker"), daemon_env(base), tmp_path / "stalker.log")
+
+        with BusListener(FILE_TOPIC) as listener:
+            daemon = start()
+            try:
+                listener.wait_connected(daemon.pid)
+                wait_until(lambda: "catch-up: published" in daemon.log(), 20, "the catch-up")
+                land(base, seen_live)
+                assert listener.get(timeout=15).data["uid"] == seen_live
+            finally:
+                assert daemon.stop() == 0
+            watermark = (base / "state" / "trollstalker-watermark").read_text()
+            arrived = recent_files_arrival(base / "sdr" / seen_live)
+            assert float(watermark) == arrived, "the stop recorded the newest file published"
+            # Files this close together fall in the safety margin; move the mark past it.
+            marked = arrived + stalker.Watermark.MARGIN + 0.001
+            (base / "state" / "trollstalker-watermark").write_text(repr(marked))
+            (base / "sdr" / landed_while_down).write_bytes(b"landed while trollstalker was down")
+            daemon = start()
+            try:
+                listener.wait_connected(daemon.pid)
+                assert listener.get(timeout=15).data["uid"] == landed_while_down
+                assert listener.drain(QUIET) == [], "what was published before is not repeated"
+            finally:
+                daemon.stop()
+        assert "catch-up: published 1 file(s)" in daemon.log()
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
