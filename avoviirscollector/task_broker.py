@@ -21,6 +21,7 @@ import argparse
 import datetime as dt
 import logging
 import signal
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import zmq
 from . import bus, logs, settings
 from .task_rules import GranuleError, RequestError, TaskRequest, granule_from_message
 from .task_rules import parse_request as parse_task_request
-from .task_store import DB_NAME, Added, Task, TaskStore, open_store
+from .task_store import DB_NAME, Added, QueueReader, Task, TaskStore, open_store
 
 GRANULE_TOPIC = "/AVO/viirs/granule"
 #: Requests answered under one commit at most.
@@ -41,6 +42,8 @@ STATE_INTERVAL = 1.0
 LEASE_CHECK_INTERVAL = 0.1
 #: Seconds between two clean-ups of the handed-out memory.
 FORGET_INTERVAL = 600.0
+#: Seconds between two attempts to subscribe while the nameserver does not answer.
+SUBSCRIBE_RETRY = 3.0
 _GRANULE_PIPE = "inproc://granules"
 
 log = logging.getLogger("task_broker")
@@ -48,11 +51,6 @@ log = logging.getLogger("task_broker")
 
 def _utc(epoch: float) -> str:
     return dt.datetime.fromtimestamp(epoch, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def encode_task(task: Task) -> bytes:
-    """The reply: a UTF-8 posttroll message, version v1.01, naive UTC datetimes."""
-    return bus.message(task.subject, task.atype, task.message_data()).encode().encode("utf-8")
 
 
 class GranuleListener(threading.Thread):
@@ -64,18 +62,61 @@ class GranuleListener(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        """Forward (subject, type, data) of each granule message to the broker's loop."""
+        """Forward (subject, type, data) of each granule message to the broker's loop.
+
+        Without a nameserver posttroll cannot subscribe: the queue is still served,
+        and subscribing is retried until the nameserver answers.
+        """
         push = self.context.socket(zmq.PUSH)
         push.connect(_GRANULE_PIPE)
         try:
-            with bus.subscribe(GRANULE_TOPIC) as subscriber:
-                for message in subscriber.recv(timeout=0.5):
-                    if self.stopping.is_set():
-                        break
-                    if message is not None:
-                        push.send_pyobj((message.subject, message.type, message.data))
+            while not self.stopping.is_set():
+                try:
+                    self._forward(push)
+                except Exception as error:  # posttroll raises bare TimeoutError and others
+                    log.warning(
+                        "cannot subscribe to granule messages (%s: %s); queued tasks are still "
+                        "served, retrying in %g s",
+                        type(error).__name__,
+                        error,
+                        SUBSCRIBE_RETRY,
+                    )
+                    self.stopping.wait(SUBSCRIBE_RETRY)
         finally:
             push.close(linger=1000)
+
+    def _forward(self, push: zmq.Socket) -> None:
+        with bus.subscribe(GRANULE_TOPIC) as subscriber:
+            log.info("listening to %s through the nameserver", GRANULE_TOPIC)
+            for message in subscriber.recv(timeout=0.5):
+                if self.stopping.is_set():
+                    return
+                if message is not None:
+                    push.send_pyobj((message.subject, message.type, message.data))
+
+
+class Monitor(threading.Thread):
+    """Publishes the queue state every second and checkpoints the WAL, off the serving thread."""
+
+    def __init__(self, path, pub: zmq.Socket):
+        super().__init__(name="queue-monitor", daemon=True)
+        self.path = path
+        self.pub = pub
+        self.stopping = threading.Event()
+
+    def run(self) -> None:
+        """Every STATE_INTERVAL: publish the committed state, then checkpoint."""
+        reader = QueueReader(self.path)
+        try:
+            while not self.stopping.wait(STATE_INTERVAL - time.monotonic() % STATE_INTERVAL):
+                try:
+                    self.pub.send_json(reader.state())
+                    reader.checkpoint()
+                except sqlite3.Error as error:
+                    log.error("cannot read the queue for its state message: %s", error)
+        finally:
+            reader.close()
+            self.pub.close(linger=0)
 
 
 @dataclass
@@ -85,6 +126,8 @@ class _Answer:
     reply: bytes
     task: Task | None = None
     notes: list[tuple[int, str, tuple]] = field(default_factory=list)
+    #: "task N (...) to PEER" for a task handed out without a lease
+    handed_out: str = ""
 
     def note(self, level: int, text: str, *args) -> _Answer:
         self.notes.append((level, text, args))
@@ -117,6 +160,8 @@ class Broker:
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.router, zmq.POLLIN)
         self.listener = GranuleListener(self.context)
+        store.checkpoint_elsewhere()
+        self.monitor = Monitor(store.path, self.pub)
 
     # --- granules -------------------------------------------------------------------
 
@@ -163,11 +208,14 @@ class Broker:
                 batch.append((envelope, body, peer))
         answers = []
         try:
-            with self.store.transaction():
+            with self.store.transaction(fsync=False):
                 answers = [self._answer(body, peer) for _, body, peer in batch]
         except Exception:
             log.exception("could not record the answers to %d requests; none was handed out")
             answers = [_Answer(b"error: the broker could not record the hand-out")] * len(batch)
+        handed_out = [answer.handed_out for answer in answers if answer.handed_out]
+        if handed_out:  # one line per batch: logging each costs as much as serving it
+            log.info("handed out %s", "; ".join(handed_out))
         for (envelope, _, peer), answer in zip(batch, answers, strict=True):
             for level, text, args in answer.notes:
                 log.log(level, text, *args)
@@ -217,14 +265,15 @@ class Broker:
                 return answer
         if request.just_testing:
             task = self.store.oldest(request.products)
-            answer.reply = b"" if task is None else encode_task(task)
+            answer.reply = b"" if task is None else task.reply()
             return answer
         task = self.store.take(request.products, request.lease)
         if task is None:
             return answer
-        answer.reply, answer.task = encode_task(task), task
+        answer.reply, answer.task = task.reply(), task
         if task.lease_id is None:
-            return answer.note(logging.INFO, "handed out %s to %s", task.describe(), peer)
+            answer.handed_out = f"{task.describe()} to {peer}"
+            return answer
         return answer.note(
             logging.INFO,
             "handed out %s to %s with task id %s, leased for %g s (until %s)",
@@ -246,9 +295,6 @@ class Broker:
                 task.product,
             )
 
-    def _publish_state(self) -> None:
-        self.pub.send_json(self.store.state())
-
     def _forget(self) -> None:
         forgotten = self.store.forget_handed_out()
         if forgotten:
@@ -259,10 +305,10 @@ class Broker:
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (0) or until the granule listener dies (1)."""
         self.listener.start()
+        self.monitor.start()
         now = time.monotonic()
-        due = {"state": now, "leases": now, "forget": now}
+        due = {"leases": now, "forget": now}
         timers = {
-            "state": (STATE_INTERVAL, self._publish_state),
             "leases": (LEASE_CHECK_INTERVAL, self._expire_leases),
             "forget": (FORGET_INTERVAL, self._forget),
         }
@@ -278,15 +324,17 @@ class Broker:
                 if now >= due[name]:
                     action()
                     due[name] = now + interval
-            if not self.listener.is_alive():
-                log.critical("the granule listener stopped; exiting so supervisord restarts me")
+            if not (self.listener.is_alive() and self.monitor.is_alive()):
+                log.critical("a thread of the broker stopped; exiting so supervisord restarts me")
                 return 1
         return 0
 
     def close(self) -> None:
         """Stop the listener, keep the granules it passed on, close sockets and database."""
         self.listener.stopping.set()
+        self.monitor.stopping.set()
         self.listener.join(timeout=5)
+        self.monitor.join(timeout=5)
         self._ingest()
         self.context.destroy(linger=0)
         self.store.close()

@@ -17,6 +17,7 @@ store is tested against.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -280,7 +281,21 @@ def _check_fields(request: dict) -> None:
 
 
 def parse_request(raw: bytes) -> TaskRequest:
-    """Check a request's bytes; raise RequestError with the reason to send back."""
+    """Check a request's bytes; raise RequestError with the reason to send back.
+
+    A worker sends the same bytes again and again: small requests are remembered.
+    """
+    if len(raw) <= 512:
+        return _parse_small(bytes(raw))
+    return _parse(raw)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_small(raw: bytes) -> TaskRequest:
+    return _parse(raw)
+
+
+def _parse(raw: bytes) -> TaskRequest:
     if len(raw) > MAX_REQUEST_BYTES:
         raise RequestError(f"request is {len(raw)} bytes, over the {MAX_REQUEST_BYTES} limit")
     try:

@@ -18,7 +18,8 @@ back to the head of the queue when the deadline passes.
 
 from __future__ import annotations
 
-import datetime as dt
+import dataclasses
+import functools
 import logging
 import secrets
 import sqlite3
@@ -26,8 +27,10 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
+from . import bus
 from .task_rules import Granule, dumps, is_replay, joins, loads, merge_data, task_data_from
 
 DB_NAME = "task_queue.sqlite"
@@ -44,34 +47,43 @@ CREATE TABLE tasks (
     platform_name TEXT NOT NULL,
     orbit_number INTEGER NOT NULL,
     atype TEXT NOT NULL,
-    data TEXT NOT NULL,
+    data TEXT NOT NULL,       -- for merging: JSON that keeps datetimes (task_rules.dumps)
+    reply TEXT NOT NULL,      -- the posttroll message a worker gets, encoded once
+    start_time TEXT NOT NULL, -- for log lines
+    files INTEGER NOT NULL,   -- for log lines
     queued_at REAL NOT NULL,
-    lease_id TEXT UNIQUE,
+    lease_id TEXT,
     lease_expires REAL
 );
 -- the oldest waiting task of a product: one seek (covering for the state summary)
 CREATE INDEX tasks_waiting ON tasks (product, position, queued_at) WHERE lease_expires IS NULL;
 CREATE INDEX tasks_key ON tasks (subject, platform_name, orbit_number);
 CREATE INDEX tasks_leased ON tasks (lease_expires) WHERE lease_expires IS NOT NULL;
+CREATE UNIQUE INDEX tasks_lease_id ON tasks (lease_id) WHERE lease_id IS NOT NULL;
 CREATE TABLE granules (
     granule_id TEXT PRIMARY KEY,
     task_id INTEGER,          -- the queued or leased task holding it, NULL once handed out
     reprocess TEXT,           -- the reprocess request id it came with
     handed_out_at REAL
 ) WITHOUT ROWID;
-CREATE INDEX granules_task ON granules (task_id) WHERE task_id IS NOT NULL;
-CREATE INDEX granules_handed_out ON granules (handed_out_at) WHERE task_id IS NULL;
+CREATE INDEX granules_task ON granules (task_id) WHERE task_id IS NOT NULL
+-- (forgetting old hand-outs scans granules every 10 minutes: no index to keep up per hand-out)
 """
 
 _COLUMNS = (
-    "id, position, product, subject, platform_name, orbit_number, atype, data, queued_at, "
-    "lease_id, lease_expires"
+    "id, position, product, subject, platform_name, orbit_number, atype, data, reply, "
+    "start_time, files, queued_at, lease_id, lease_expires"
 )
 
 
-@dataclass(frozen=True)
+def encode(subject: str, atype: str, data: dict) -> str:
+    """A task as the workers read it: posttroll message v1.01 with naive UTC datetimes."""
+    return bus.message(subject, atype, data).encode()
+
+
+@dataclass
 class Task:
-    """A task as stored; ``data`` has datetimes as datetime objects."""
+    """A task as stored: its reply encoded once, its data decoded only when asked for."""
 
     id: int
     position: int
@@ -80,35 +92,41 @@ class Task:
     platform_name: str
     orbit_number: int
     atype: str
-    data: dict
+    data_json: str
+    encoded: str
+    start_time: str
+    files: int
     queued_at: float
     lease_id: str | None = None
     lease_expires: float | None = None
     #: the granules of a task removed from the queue, so it can be put back
     granule_ids: tuple[str, ...] = ()
 
-    @classmethod
-    def from_row(cls, row: tuple) -> Task:
-        """Build from a ``SELECT {_COLUMNS}`` row."""
-        values = list(row)
-        values[7] = loads(values[7])
-        return cls(*values)
+    @cached_property
+    def data(self) -> dict:
+        """The task's data, datetimes as datetime objects."""
+        return loads(self.data_json)
 
-    def message_data(self) -> dict:
-        """The data the worker receives: a leased task carries its ``task_id``."""
+    def reply(self) -> bytes:
+        """The bytes a worker receives; a leased task's data carries its ``task_id``."""
         if self.lease_id is None:
-            return self.data
-        return {**self.data, "task_id": self.lease_id}
+            return self.encoded.encode("utf-8")
+        data = {**self.data, "task_id": self.lease_id}
+        return encode(self.subject, self.atype, data).encode("utf-8")
 
     def describe(self) -> str:
         """For log lines: number, product, platform, orbit, start and file count."""
-        start = self.data.get("start_time")
-        start = start.strftime("%Y-%m-%dT%H:%M:%S") if isinstance(start, dt.datetime) else start
-        files = len(self.data.get("dataset", ()))
         return (
             f"task {self.id} ({self.product} {self.platform_name} orbit {self.orbit_number} "
-            f"start {start}, {files} files)"
+            f"start {self.start_time}, {self.files} files)"
         )
+
+
+def _task_columns(granule: Granule, data: dict) -> tuple:
+    """(data, reply, start_time, files) of a task holding ``data``."""
+    start = data["start_time"].strftime("%Y-%m-%dT%H:%M:%S")
+    encoded = encode(granule.subject, granule.atype, data)
+    return dumps(data), encoded, start, len(data["dataset"])
 
 
 @dataclass(frozen=True)
@@ -147,7 +165,7 @@ class TaskStore:
         mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if mode.lower() != "wal":
             raise sqlite3.DatabaseError(f"cannot use WAL mode (got {mode})")
-        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA synchronous=NORMAL")  # FULL for granules: see transaction()
         check = [row[0] for row in db.execute("PRAGMA quick_check")]
         if check != ["ok"]:
             raise sqlite3.DatabaseError("integrity check failed: " + "; ".join(check[:3]))
@@ -168,34 +186,60 @@ class TaskStore:
     # --- transactions ---------------------------------------------------------------
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
-        """One durable transaction; nested calls become savepoints of the outer one.
+    def transaction(self, *, fsync: bool = True) -> Iterator[None]:
+        """One transaction; a nested call is a savepoint of the outer one.
+
+        Every commit survives a crash of the process (kill -9). With ``fsync`` (the
+        default, used for granules) it also survives a power cut: a queued granule is
+        never lost. The broker commits hand-outs without it: a power cut may then forget
+        the last second of hand-outs (the monitor's checkpoint fsyncs every second), and
+        those tasks are handed out again: a duplicate, never a loss. An fsync per batch
+        of hand-outs would cost more than serving them.
 
         The broker wraps a batch of requests in one transaction and each request in a
         savepoint, so a failing request is undone alone and one commit covers them all.
+        Deeper nesting joins the savepoint around it (a failure undoes all of it).
         """
-        outer = self._depth == 0
-        name = f"s{self._depth}"
-        self._db.execute("BEGIN IMMEDIATE" if outer else f"SAVEPOINT {name}")
+        depth = self._depth
         self._depth += 1
+        try:
+            if depth > 1:
+                yield
+            elif depth == 1:
+                with self._savepoint():
+                    yield
+            else:
+                with self._outer(fsync):
+                    yield
+        finally:
+            self._depth -= 1
+
+    @contextmanager
+    def _savepoint(self) -> Iterator[None]:
+        self._db.execute("SAVEPOINT request")
         try:
             yield
         except BaseException:
-            self._depth -= 1
-            self._db.execute("ROLLBACK" if outer else f"ROLLBACK TO {name}")
-            if not outer:
-                self._db.execute(f"RELEASE {name}")
+            self._db.execute("ROLLBACK TO request")
             raise
-        self._depth -= 1
-        if not outer:
-            self._db.execute(f"RELEASE {name}")
-            return
+        finally:
+            self._db.execute("RELEASE request")
+
+    @contextmanager
+    def _outer(self, fsync: bool) -> Iterator[None]:
+        if fsync:
+            self._db.execute("PRAGMA synchronous=FULL")
         try:
-            self._db.execute("COMMIT")
-        except BaseException:
-            if self._db.in_transaction:
-                self._db.execute("ROLLBACK")
-            raise
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            finally:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+        finally:
+            if fsync:
+                self._db.execute("PRAGMA synchronous=NORMAL")
 
     # --- granules in ----------------------------------------------------------------
 
@@ -230,37 +274,37 @@ class TaskStore:
             granule.key,
         )
         for row in rows:
-            task = Task.from_row(row)
+            task = Task(*row)
             if joins(task.data["start_time"], granule.start_time):
                 return task
         return None
 
     def _merge(self, task: Task, granule: Granule) -> Added:
         data = merge_data(task.data, granule.data)
-        self._db.execute("UPDATE tasks SET data = ? WHERE id = ?", (dumps(data), task.id))
+        columns = _task_columns(granule, data)
+        self._db.execute(
+            "UPDATE tasks SET data = ?, reply = ?, start_time = ?, files = ? WHERE id = ?",
+            (*columns, task.id),
+        )
         self._hold(granule, task.id)
-        added = len(data["dataset"]) - len(task.data["dataset"])
-        return Added("merged", granule, Task(**{**task.__dict__, "data": data}), files_added=added)
+        added = columns[3] - task.files
+        task.data_json, task.encoded, task.start_time, task.files = columns
+        task.__dict__.pop("data", None)  # the cached decoded data is stale
+        return Added("merged", granule, task, files_added=added)
 
     def _insert(self, granule: Granule) -> Added:
         self._tail += 1
-        data = task_data_from(granule)
+        columns = _task_columns(granule, task_data_from(granule))
         now = self.clock()
         cursor = self._db.execute(
             "INSERT INTO tasks (position, product, subject, platform_name, orbit_number, "
-            "atype, data, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (self._tail, granule.product, *granule.key, granule.atype, dumps(data), now),
+            "atype, data, reply, start_time, files, queued_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (self._tail, granule.product, *granule.key, granule.atype, *columns, now),
         )
         self._hold(granule, cursor.lastrowid)
-        task = Task(
-            cursor.lastrowid,
-            self._tail,
-            granule.product,
-            *granule.key,
-            granule.atype,
-            data,
-            now,
-        )
+        row_id = cursor.lastrowid
+        task = Task(row_id, self._tail, granule.product, *granule.key, granule.atype, *columns, now)
         return Added("queued", granule, task)
 
     def _hold(self, granule: Granule, task_id: int) -> None:
@@ -277,20 +321,15 @@ class TaskStore:
     def _task(self, task_id: int) -> Task | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM tasks WHERE id = ?", (task_id,))
         row = row.fetchone()
-        return None if row is None else Task.from_row(row)
+        return None if row is None else Task(*row)
 
     def oldest(self, products: Iterable[str]) -> Task | None:
         """The oldest waiting task of any of ``products``, left in the queue."""
-        best = None
-        for product in products:
-            row = self._db.execute(
-                "SELECT position, id FROM tasks WHERE lease_expires IS NULL AND product = ? "
-                "ORDER BY position LIMIT 1",
-                (product,),
-            ).fetchone()
-            if row is not None and (best is None or row < best):
-                best = row
-        return None if best is None else self._task(best[1])
+        products = tuple(products)
+        if not products:
+            return None
+        row = self._db.execute(oldest_sql(len(products)), products).fetchone()
+        return None if row is None else Task(*row)
 
     def take(self, products: Iterable[str], lease: float | None = None) -> Task | None:
         """Hand out the oldest wanted task: removed, or leased for ``lease`` seconds."""
@@ -300,24 +339,23 @@ class TaskStore:
                 return None
             if lease is None:
                 return self._remove(task)
-            lease_id = f"{task.id}-{secrets.token_hex(6)}"
-            expires = self.clock() + lease
+            task.lease_id = f"{task.id}-{secrets.token_hex(6)}"
+            task.lease_expires = self.clock() + lease
             self._db.execute(
                 "UPDATE tasks SET lease_id = ?, lease_expires = ? WHERE id = ?",
-                (lease_id, expires, task.id),
+                (task.lease_id, task.lease_expires, task.id),
             )
-            return Task(**{**task.__dict__, "lease_id": lease_id, "lease_expires": expires})
+            return task
 
     def _remove(self, task: Task) -> Task:
-        granule_ids = self._db.execute(
-            "SELECT granule_id FROM granules WHERE task_id = ?", (task.id,)
-        ).fetchall()
         self._db.execute("DELETE FROM tasks WHERE id = ?", (task.id,))
-        self._db.execute(
-            "UPDATE granules SET task_id = NULL, handed_out_at = ? WHERE task_id = ?",
+        rows = self._db.execute(
+            "UPDATE granules SET task_id = NULL, handed_out_at = ? WHERE task_id = ? "
+            "RETURNING granule_id",
             (self.clock(), task.id),
-        )
-        return Task(**{**task.__dict__, "granule_ids": tuple(row[0] for row in granule_ids)})
+        ).fetchall()
+        task.granule_ids = tuple(row[0] for row in rows)
+        return task
 
     def put_back(self, task: Task) -> None:
         """Return a handed-out task to the head of the queue (its reply could not be sent)."""
@@ -331,10 +369,8 @@ class TaskStore:
                 )
                 return
             self._db.execute(
-                "INSERT INTO tasks (id, position, product, subject, platform_name, orbit_number, "
-                "atype, data, queued_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task.id, self._head, task.product, task.subject, task.platform_name)
-                + (task.orbit_number, task.atype, dumps(task.data), task.queued_at),
+                f"INSERT INTO tasks ({_COLUMNS}) VALUES ({', '.join('?' * 14)})",
+                (task.id, self._head, *dataclasses.astuple(task)[2:12], None, None),
             )
             self._db.executemany(
                 "UPDATE granules SET task_id = ?, handed_out_at = NULL WHERE granule_id = ?",
@@ -349,7 +385,7 @@ class TaskStore:
             ).fetchone()
             if row is None:
                 return None
-            return self._remove(Task.from_row(row))
+            return self._remove(Task(*row))
 
     def expire_leases(self) -> list[Task]:
         """Put tasks whose lease ran out back at the head of the queue, in their order."""
@@ -367,7 +403,7 @@ class TaskStore:
                     "WHERE id = ?",
                     (self._head, row[0]),
                 )
-                returned.append(Task.from_row(row))
+                returned.append(Task(*row))
             return returned[::-1]
 
     def next_lease_expiry(self) -> float | None:
@@ -388,28 +424,77 @@ class TaskStore:
 
     def state(self) -> dict:
         """Queue length, products waiting, count per product, oldest task's age, leases."""
-        rows = self._db.execute(
-            "SELECT product, count(*), min(queued_at) FROM tasks "
-            "WHERE lease_expires IS NULL GROUP BY product ORDER BY product"
-        ).fetchall()
-        leased = self._db.execute(
-            "SELECT count(*) FROM tasks WHERE lease_expires IS NOT NULL"
-        ).fetchone()[0]
-        oldest = min((row[2] for row in rows), default=None)
-        return {
-            "queue length": sum(row[1] for row in rows),
-            "products waiting": [row[0] for row in rows],
-            "tasks per product": {row[0]: row[1] for row in rows},
-            "oldest task age": None if oldest is None else round(self.clock() - oldest, 1),
-            "tasks leased": leased,
-        }
+        return queue_state(self._db, self.clock())
+
+    def checkpoint_elsewhere(self) -> None:
+        """Leave WAL checkpoints to a :class:`QueueReader` in another thread.
+
+        A checkpoint writes and fsyncs the database file; done by the serving thread
+        it would hold up every reply for tens of milliseconds now and then.
+        """
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
 
     def queued(self) -> list[Task]:
         """Every waiting task, oldest first (for tests and the status command)."""
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM tasks WHERE lease_expires IS NULL ORDER BY position"
         )
-        return [Task.from_row(row) for row in rows]
+        return [Task(*row) for row in rows]
+
+
+def queue_state(db: sqlite3.Connection, now: float) -> dict:
+    """What monitors see on the state port: two original keys and a few more."""
+    rows = db.execute(
+        "SELECT product, count(*), min(queued_at) FROM tasks "
+        "WHERE lease_expires IS NULL GROUP BY product ORDER BY product"
+    ).fetchall()
+    leased = db.execute("SELECT count(*) FROM tasks WHERE lease_expires IS NOT NULL").fetchone()
+    oldest = min((row[2] for row in rows), default=None)
+    return {
+        "queue length": sum(row[1] for row in rows),
+        "products waiting": [row[0] for row in rows],
+        "tasks per product": {row[0]: row[1] for row in rows},
+        "oldest task age": None if oldest is None else round(now - oldest, 1),
+        "tasks leased": leased[0],
+    }
+
+
+class QueueReader:
+    """A second connection to the queue, for another thread: the committed state, checkpoints."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time):
+        self.clock = clock
+        self._db = sqlite3.connect(Path(path), isolation_level=None, timeout=10)
+        self._db.execute("PRAGMA synchronous=FULL")
+
+    def state(self) -> dict:
+        """The state of the queue as last committed."""
+        return queue_state(self._db, self.clock())
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from the WAL into the database without blocking the writer."""
+        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
+
+
+@functools.cache
+def oldest_sql(count: int) -> str:
+    """One statement: an index seek per product for its oldest waiting task, the oldest of those.
+
+    Never a scan of the queue, however many tasks of other products wait before it.
+    """
+    seek = (
+        "SELECT * FROM (SELECT position, id FROM tasks WHERE lease_expires IS NULL "
+        "AND product = ? ORDER BY position LIMIT 1)"
+    )
+    heads = " UNION ALL ".join([seek] * count)
+    return (
+        f"SELECT {_COLUMNS} FROM tasks WHERE id = "
+        f"(SELECT id FROM ({heads}) ORDER BY position LIMIT 1)"
+    )
 
 
 def move_aside(path: Path, now: float | None = None) -> Path:
