@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -410,3 +411,40 @@ def test_task_port_in_use_is_one_error_line_and_status_1(tmp_path, broker):
         other.close()
     assert done.returncode == 1
     assert "cannot listen on ports" in done.stderr and "Traceback" not in done.stderr
+
+
+_PUBLISHER = """
+import datetime as dt, sys, time
+from avoviirscollector import bus
+start = dt.datetime(2024, 3, 1, 12)
+data = {"platform_name": "NOAA-20", "orbit_number": 77, "start_time": start,
+        "end_time": start + dt.timedelta(seconds=85), "sensor": ["viirs"],
+        "dataset": [{"uid": "SVI05_late.h5", "uri": "/viirs/sdr/SVI05_late.h5"}]}
+with bus.publish("segment_gatherer_viirs_tir") as publisher:
+    for _ in range(200):
+        publisher.send(bus.message("/AVO/viirs/granule/tir", "dataset", data).encode())
+        time.sleep(0.3)
+"""
+
+
+def test_broker_started_before_the_nameserver_serves_then_subscribes(tmp_path):
+    ports = {
+        name: str(free_port())
+        for name in ("POSTTROLL_NAMESERVER_PORT", "POSTTROLL_ADDRESS_PUBLISH_PORT")
+    }
+    broker = Broker(tmp_path / "viirs", ports).start()
+    nameserver = publisher = None
+    try:
+        wait_until(lambda: "cannot subscribe" in broker.log(), 20, "a failed subscription")
+        assert broker.take("tir") == b"", "workers are served meanwhile"
+        nameserver = Daemon(nameserver_argv(), broker.env, tmp_path / "ns.log")
+        publisher = Daemon(
+            [sys.executable, "-c", _PUBLISHER], broker.env, tmp_path / "publisher.log"
+        )
+        wait_until(queue_length(broker, 1), 40, "the granule from the late nameserver")
+        assert broker.daemon.process.poll() is None
+    finally:
+        for daemon in (publisher, nameserver):
+            if daemon is not None:
+                daemon.stop()
+        broker.close()
