@@ -430,7 +430,11 @@ with bus.publish("segment_gatherer_viirs_tir") as publisher:
 def test_broker_started_before_the_nameserver_serves_then_subscribes(tmp_path):
     ports = {
         name: str(free_port())
-        for name in ("POSTTROLL_NAMESERVER_PORT", "POSTTROLL_ADDRESS_PUBLISH_PORT")
+        for name in (
+            "POSTTROLL_NAMESERVER_PORT",
+            "POSTTROLL_ADDRESS_PUBLISH_PORT",
+            "POSTTROLL_BROADCAST_PORT",
+        )
     }
     broker = Broker(tmp_path / "viirs", ports).start()
     nameserver = publisher = None
