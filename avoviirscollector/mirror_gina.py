@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import queue as queue_module
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -493,3 +494,7 @@ def _summarize(results: list[QueueResult], seconds: float, settings) -> None:
         )
     except OSError as error:
         log.warning("could not record the run summary in %s: %s", settings.state_dir, error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

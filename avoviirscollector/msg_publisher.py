@@ -13,6 +13,7 @@ import argparse
 import datetime as dt
 import logging
 import signal
+import sys
 import threading
 
 from . import bus  # first: sets posttroll's message version before posttroll is imported
@@ -113,3 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         socket.close()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import signal
 import sqlite3
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -436,3 +437,7 @@ def main(argv: list[str] | None = None) -> int:
         broker.close()
     log.info("stopped (%s); the queue is saved in %s", broker.stopped_by or "error", path)
     return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
