@@ -144,6 +144,21 @@ class Gatherer(SegmentGatherer):
     def _keep_running(self):
         return not self._stop_requested and super()._keep_running()
 
+    def stop(self):
+        """Leave at once, without posttroll's graceful listener stop.
+
+        That stop sleeps a second and then joins a thread that polls once a second:
+        about 2 s per gatherer, and supervisord stops its programs one after another.
+        The listener thread is a daemon thread, so it ends with the process.
+        """
+        log.info("Stopping gatherer.")
+        self._loop = False
+        container = getattr(self, "_listener", None)
+        if container is not None and getattr(container, "listener", None) is not None:
+            container.listener.running = False
+        if self._publisher is not None:
+            self._publisher.stop()
+
     def _replay_on_signal(self, signum, frame):
         # Not in the handler itself: it may interrupt the main thread inside the queue's lock.
         threading.Thread(target=self.replay, name="replay", daemon=True).start()

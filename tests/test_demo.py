@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from avoviirscollector.collector_process import PROGRAMS
 from avoviirscollector.demo import (
     COLLECTOR_PORTS,
     MARKER,
@@ -183,7 +184,8 @@ def test_status_reads_the_demo_collector_and_ctrl_c_stops_every_process_it_start
     # viirscollector status on the real collector, while it ran:
     assert screen.returncode == 0, screen.stdout
     programs = [line.split()[:2] for line in screen.stdout.splitlines() if line.startswith("  ")]
-    assert len(programs) == 9 and all(state == "RUNNING" for _, state in programs), programs
+    assert sorted(name for name, _ in programs) == sorted(PROGRAMS)
+    assert all(state == "RUNNING" for _, state in programs), programs
     assert "queue:    0 tasks, waiting: none" in screen.stdout
     assert "Traceback" not in out + err
     assert processes_of(demo_base) == []
