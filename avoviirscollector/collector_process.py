@@ -14,7 +14,12 @@ supervisord over its unix socket with XML-RPC, as supervisorctl does::
 The ports: ``task_port``, ``state_port``, ``message_port`` (VIIRS_*_PORT) are free
 ports picked at start; posttroll's nameserver, address and broadcast ports are
 taken from the environment when set (a pytest session sets them, so the test's own
-``bus.subscribe`` finds the collector's nameserver), else picked free too.
+``bus.subscribe`` finds the collector's nameserver), else picked free too. The demo
+gives its own ports (``ports=``: production ones when free).
+
+``stop()`` asks supervisord to stop every program side by side (seconds, not the ~9 s
+of its one-group-after-the-other shutdown), then stops supervisord, then SIGKILLs
+whatever is left of the collector's programs and their children.
 """
 
 from __future__ import annotations
@@ -28,9 +33,9 @@ import xmlrpc.client
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from supervisor.xmlrpc import SupervisorTransport
-
+from . import supervisor_client
 from .netutil import free_port
+from .supervisor_client import SupervisorUnavailable
 
 #: Every program of supervisord.conf (and its event listener, which supervisord lists too).
 PROGRAMS = (
@@ -53,6 +58,8 @@ SUBSCRIPTIONS = {
     "trollstalker": (*GATHERERS, "msg_publisher"),
     **{gatherer: ("msg_publisher",) for gatherer in GATHERERS},
 }
+#: The collector's own ports, by their VIIRS_* variable.
+PORT_VARIABLES = ("VIIRS_TASK_PORT", "VIIRS_STATE_PORT", "VIIRS_MESSAGE_PORT")
 POSTTROLL_PORT_VARIABLES = (
     "POSTTROLL_NAMESERVER_PORT",
     "POSTTROLL_ADDRESS_PUBLISH_PORT",
@@ -72,21 +79,20 @@ class CollectorProcess:
         base_dir: str | os.PathLike,
         env: Mapping[str, str] | None = None,
         config_dir: str | os.PathLike | None = None,
+        ports: Mapping[str, int | str] | None = None,
     ):
+        """``ports``: VIIRS_*_PORT -> port to use instead of a free one (the demo's)."""
         self.base_dir = Path(base_dir).absolute()
-        self.task_port, self.state_port, self.message_port = free_port(), free_port(), free_port()
+        chosen = {name: int((ports or {}).get(name) or free_port()) for name in PORT_VARIABLES}
+        self.task_port, self.state_port, self.message_port = chosen.values()
         self.env = dict(os.environ if env is None else env)
         for name in POSTTROLL_PORT_VARIABLES:
             self.env.setdefault(name, str(free_port()))
-        self.env.update(
-            VIIRS_BASE_DIR=str(self.base_dir),
-            VIIRS_TASK_PORT=str(self.task_port),
-            VIIRS_STATE_PORT=str(self.state_port),
-            VIIRS_MESSAGE_PORT=str(self.message_port),
-        )
+        self.env.update({name: str(port) for name, port in chosen.items()})
+        self.env["VIIRS_BASE_DIR"] = str(self.base_dir)
         if config_dir is not None:
             self.env["VIIRS_CONFIG_DIR"] = str(Path(config_dir).absolute())
-        self.socket = self.base_dir / "tmp" / "supervisor.sock"
+        self.socket = supervisor_client.socket_of(self.base_dir)
         self.process: subprocess.Popen | None = None
         self._seen_pids: set[int] = set()
 
@@ -103,6 +109,7 @@ class CollectorProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "avoviirscollector.cli", "run"],
             env=self.env,
+            stdin=subprocess.DEVNULL,
             stdout=self.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -115,25 +122,27 @@ class CollectorProcess:
         return self
 
     def stop(self, timeout: float = 30) -> None:
-        """Stop supervisord and its programs; kill whatever is left after ``timeout``."""
+        """Stop every program side by side, then supervisord; SIGKILL what is left.
+
+        Within ``timeout`` overall (at least 5 s for supervisord itself): the programs
+        still get their configured stop signal and stopwaitsecs, as in production.
+        """
         if self.process is None:
             return
+        deadline = time.monotonic() + timeout
         try:
             self._seen_pids.update(p for p in self._pids().values() if p)
-        except (OSError, xmlrpc.client.Error, CollectorError):
-            pass
+            supervisor_client.stop_all(self.socket, timeout)
+        except (SupervisorUnavailable, CollectorError):
+            pass  # gone or wedged: SIGTERM, then the SIGKILLs below
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout)
+                self.process.wait(max(deadline - time.monotonic(), 5))
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(5)
-        for pid in self._seen_pids:  # programs run in process groups of their own
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        kill_leftovers(self._seen_pids, self.base_dir)
         self.output.close()
         self.process = None
 
@@ -145,10 +154,10 @@ class CollectorProcess:
 
     # -- supervisord --------------------------------------------------------------
 
-    def rpc(self) -> xmlrpc.client.ServerProxy:
-        """supervisord's XML-RPC interface (``.supervisor.getAllProcessInfo()``, ...)."""
-        transport = SupervisorTransport(None, None, f"unix://{self.socket}")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
+    def rpc(self, timeout: float = 60) -> xmlrpc.client.ServerProxy:
+        """supervisord's XML-RPC interface (``.supervisor.stopProcess(name, True)``, ...),
+        for tests that drive supervisord; ``timeout`` covers waiting calls."""
+        return supervisor_client.proxy(self.socket, timeout)
 
     def _info(self) -> list[dict]:
         if self.process is not None and self.process.poll() is not None:
@@ -156,7 +165,7 @@ class CollectorProcess:
                 f"supervisord exited with status {self.process.returncode}; "
                 f"see {self.output.name} and {self.base_dir / 'log'}"
             )
-        return self.rpc().supervisor.getAllProcessInfo()
+        return supervisor_client.processes(self.socket)
 
     def _pids(self) -> dict[str, int]:
         return {info["name"]: info["pid"] for info in self._info()}
@@ -193,7 +202,7 @@ class CollectorProcess:
         while time.monotonic() < deadline:
             try:
                 infos = {info["name"]: info for info in self._info()}
-            except (OSError, xmlrpc.client.Error) as error:
+            except SupervisorUnavailable as error:
                 last = f"supervisord not answering yet: {error}"
             else:
                 waiting = [
@@ -250,6 +259,27 @@ class CollectorProcess:
         """A program's log so far (for assertion messages)."""
         path = self.base_dir / "log" / f"{program}.log"
         return path.read_text(errors="replace") if path.exists() else ""
+
+
+def kill_leftovers(groups: Iterable[int], base_dir: Path) -> None:
+    """SIGKILL every process of the process groups ``groups`` (the programs' pids: each
+    runs in a group of its own, with its children) whose VIIRS_BASE_DIR is ``base_dir``.
+
+    The environment check keeps a pid the system reused from being killed; the group
+    catches a child (a download, a cron job) that outlived its program.
+    """
+    groups, marker = set(groups), f"VIIRS_BASE_DIR={base_dir}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if os.getpgid(int(entry.name)) not in groups:
+                continue
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            continue  # gone meanwhile, or not ours to read
 
 
 def connected(subscriber_pid: int | None, publisher_pid: int | None) -> bool:
