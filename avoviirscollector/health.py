@@ -17,13 +17,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import socket
 import sys
-import xmlrpc.client
 from pathlib import Path
 
-SOCKET_NAME = "supervisor.sock"
-RPC_TIMEOUT = 5.0
+from . import supervisor_client
+
+RPC_TIMEOUT = supervisor_client.TIMEOUT
 STATE_TIMEOUT = 5.0
 
 
@@ -33,21 +32,12 @@ class Unhealthy(Exception):
 
 def check_programs(sock: Path, timeout: float = RPC_TIMEOUT) -> int:
     """Every supervisord program RUNNING; return how many. Unhealthy otherwise."""
-    from supervisor.xmlrpc import SupervisorTransport
-
-    if not sock.exists():
-        raise Unhealthy(f"supervisord is not running (no socket {sock})")
-    transport = SupervisorTransport(None, None, f"unix://{sock}")
-    proxy = xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # the transport's socket takes the default timeout
     try:
-        processes = proxy.supervisor.getAllProcessInfo()
-    except (OSError, xmlrpc.client.Error) as error:
-        raise Unhealthy(f"supervisord does not answer on {sock}: {error}") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-        transport.close()
+        processes = supervisor_client.processes(sock, timeout)
+    except supervisor_client.NoSupervisor:
+        raise Unhealthy(f"supervisord is not running (no socket {sock})") from None
+    except supervisor_client.SupervisorUnavailable as error:
+        raise Unhealthy(str(error)) from None
     if not processes:
         raise Unhealthy("supervisord runs no programs")
     down = [f"{p['name']} {p['statename']}" for p in processes if p["statename"] != "RUNNING"]
@@ -92,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 
     config = settings.load_or_exit()
     try:
-        programs = check_programs(config.tmp_dir / SOCKET_NAME, args.timeout)
+        programs = check_programs(supervisor_client.socket_of(config.base_dir), args.timeout)
         state = check_queue_state(config.state_port, args.timeout)
     except Unhealthy as problem:
         print(f"unhealthy: {problem}", file=sys.stderr)

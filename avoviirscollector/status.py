@@ -16,18 +16,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import sys
-import xmlrpc.client
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import display
+from . import display, supervisor_client
 
 #: What the collector writes per day (README): disk figures are compared with it.
 BYTES_PER_DAY = 36e9
-SUPERVISOR_TIMEOUT = 5.0
+SUPERVISOR_TIMEOUT = supervisor_client.TIMEOUT
 QUEUE_TIMEOUT = 3.0
 #: How much of a log's end is searched for the last mirror summary.
 LOG_TAIL_BYTES = 512 * 1024
@@ -239,34 +237,13 @@ def last_mirror_summary(text: str) -> MirrorRun | None:
 # ----------------------------------------------------------------- reading
 
 
-def supervisor_call(socket_path: Path, method: str, *args, timeout: float = SUPERVISOR_TIMEOUT):
-    """Call one supervisord XML-RPC method (e.g. ``supervisor.getAllProcessInfo``) over
-    its unix socket, bounded by ``timeout``; Unreadable when supervisord cannot answer."""
-    from supervisor.xmlrpc import SupervisorTransport
-
-    if not socket_path.exists():
-        raise Unreadable(f"no socket {socket_path}: supervisord is not running for this base")
-    transport = SupervisorTransport(None, None, f"unix://{socket_path}")
-    proxy = xmlrpc.client.ServerProxy("http://localhost", transport=transport)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)  # UnixStreamHTTPConnection makes its socket with it
+def read_programs(socket_path: Path, timeout: float = SUPERVISOR_TIMEOUT) -> list[Program]:
+    """Programs, sorted by name; Unreadable (why, in one line) when supervisord cannot answer."""
     try:
-        return getattr(proxy, method)(*args)
-    except (OSError, xmlrpc.client.Error) as error:
-        raise Unreadable(f"supervisord at {socket_path} did not answer: {error}") from None
-    finally:
-        socket.setdefaulttimeout(previous)
-        transport.close()
-
-
-def supervisor_processes(socket_path: Path, timeout: float = SUPERVISOR_TIMEOUT) -> list[dict]:
-    """supervisord's getAllProcessInfo over its unix socket, bounded by ``timeout``."""
-    return supervisor_call(socket_path, "supervisor.getAllProcessInfo", timeout=timeout)
-
-
-def read_programs(socket_path: Path) -> list[Program]:
-    """Programs, sorted by name."""
-    return sorted(map(Program.from_info, supervisor_processes(socket_path)), key=lambda p: p.name)
+        infos = supervisor_client.processes(socket_path, timeout)
+    except supervisor_client.SupervisorUnavailable as error:
+        raise Unreadable(str(error)) from None
+    return sorted(map(Program.from_info, infos), key=lambda p: p.name)
 
 
 def read_queue(endpoint: str, timeout: float = QUEUE_TIMEOUT) -> dict:
@@ -391,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="localhost", help="where the broker's 19191 is (localhost)")
     p.add_argument("--state-port", type=port_number, default=settings.state_port,
                    help=f"broker's state port (default {settings.state_port})")  # fmt: skip
-    p.add_argument("--socket", type=Path, default=settings.tmp_dir / "supervisor.sock",
+    p.add_argument("--socket", type=Path, default=supervisor_client.socket_of(settings.base_dir),
                    help="supervisord's socket (default <base>/tmp/supervisor.sock)")  # fmt: skip
     args = p.parse_args(argv)
     try:

@@ -29,8 +29,8 @@ from avoviirscollector.status import (
     mirror_run_from_json,
     problems,
     render,
-    supervisor_processes,
 )
+from avoviirscollector.supervisor_client import SupervisorUnavailable, processes
 
 NOW = dt.datetime(2024, 5, 1, 12, 0, 0)
 EPOCH_NOW = NOW.replace(tzinfo=dt.UTC).timestamp()
@@ -177,8 +177,8 @@ def supervisord(short_base):
     states = {}
     while time.monotonic() < deadline and states != {"sleeper": "RUNNING", "quitter": "FATAL"}:
         try:
-            states = {p["name"]: p["statename"] for p in supervisor_processes(socket_path, 2)}
-        except Unreadable:
+            states = {p["name"]: p["statename"] for p in processes(socket_path, 2)}
+        except SupervisorUnavailable:
             pass
         time.sleep(0.1)  # supervisord offers no event for "program reached its state"
     try:
