@@ -205,6 +205,9 @@ class CollectorProcess:
             except SupervisorUnavailable as error:
                 last = f"supervisord not answering yet: {error}"
             else:
+                fatal = [n for n in programs if infos.get(n, {}).get("statename") == "FATAL"]
+                if fatal:  # supervisord gave up on them: waiting longer cannot help
+                    raise CollectorError(f"{', '.join(fatal)} FATAL; see {self.base_dir / 'log'}")
                 waiting = [
                     f"{name}={infos[name]['statename'] if name in infos else 'unknown'}"
                     for name in programs
@@ -218,7 +221,9 @@ class CollectorProcess:
                     return pids
                 last = "waiting for " + ", ".join(waiting)
             time.sleep(0.1)
-        raise CollectorError(f"programs not RUNNING after {timeout} s: {last}")
+        raise CollectorError(
+            f"programs not RUNNING after {timeout:g} s: {last}; see {self.base_dir / 'log'}"
+        )
 
     def wait_subscribed(
         self, subscriptions: Mapping[str, Iterable[str]] = SUBSCRIPTIONS, timeout: float = 30

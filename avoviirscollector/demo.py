@@ -30,8 +30,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import display
+from . import display, supervisor_client
 from . import settings as settings_module
+from .collector_process import PROGRAMS, CollectorError, CollectorProcess
 from .demo_watch import (
     Console,
     DemoWorker,
@@ -41,7 +42,6 @@ from .demo_watch import (
     SdrWatcher,
     short_log_line,
 )
-from .status import Unreadable, supervisor_call, supervisor_processes
 
 DEFAULT_BASE = Path("viirs-demo")
 #: A file in a base directory the demo made: only such a directory is ever wiped.
@@ -72,8 +72,6 @@ COLLECTOR_PORTS = {
     "VIIRS_MESSAGE_PORT": (29092, "messages (PUB)"),
 }
 #: Variables that must not leak into the demo (no mail to the duty scientist from a demo).
-#: supervisord states of a program that still has (or is about to have) a process.
-_ALIVE = {"RUNNING", "STARTING", "STOPPING", "BACKOFF"}
 _WITHHELD = ("MAILHOST", "LOG_SENDER", "LOG_RECIPIENT", "VIIRS_RETENTION")
 
 
@@ -189,10 +187,10 @@ def prepare_base(base: Path) -> None:
                 f"{base} exists and is not a demo directory: give another --base-dir "
                 "(the demo only ever empties directories it made)"
             )
-        sock = base / "tmp" / "supervisor.sock"
+        sock = supervisor_client.socket_of(base)
         try:
-            supervisor_processes(sock, timeout=2)
-        except Unreadable:
+            supervisor_client.processes(sock, timeout=2)
+        except supervisor_client.SupervisorUnavailable:
             pass
         else:
             raise DemoError(
@@ -247,103 +245,6 @@ def make_pass(directory: Path, now: dt.datetime | None = None) -> list[Path]:
 
 
 # ----------------------------------------------------------------- processes
-
-
-class Stack:
-    """The collector under supervisord, started as the container starts it."""
-
-    def __init__(self, env: dict[str, str], base: Path):
-        self.env, self.base = env, base
-        self.socket = base / "tmp" / "supervisor.sock"
-        self.process: subprocess.Popen | None = None
-        self.pids: set[int] = set()
-
-    def start(self) -> None:
-        """``viirscollector run`` in a session of its own: Ctrl-C reaches the demo, not it."""
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "avoviirscollector.cli", "run"],
-            env=self.env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-
-    def programs(self) -> list[dict]:
-        """supervisord's view, remembering every pid it reports (for a last-resort kill)."""
-        infos = supervisor_processes(self.socket, timeout=3)
-        self.pids.update(info["pid"] for info in infos if info.get("pid"))
-        return infos
-
-    def wait_running(self, console: Console, timeout: float = STARTUP_TIMEOUT) -> list[str]:
-        """Wait until every program is RUNNING; DemoError naming the ones that are not."""
-        deadline = time.monotonic() + timeout
-        states: dict[str, str] = {}
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise DemoError(f"supervisord exited ({self.process.returncode}); see {self.log}")
-            try:
-                states = {i["name"]: i["statename"] for i in self.programs()}
-            except Unreadable:
-                states = {}
-            if states and all(state == "RUNNING" for state in states.values()):
-                return sorted(states)
-            failed = [n for n, s in states.items() if s in ("FATAL", "EXITED", "BACKOFF")]
-            if failed and time.monotonic() > deadline - timeout / 2:
-                break
-            time.sleep(0.2)  # supervisord has no event for "all programs started"
-        bad = ", ".join(f"{n} {s}" for n, s in sorted(states.items()) if s != "RUNNING")
-        raise DemoError(f"the collector did not start within {timeout:g} s: {bad or 'no answer'}"
-                        f"; see {self.base / 'log'}")  # fmt: skip
-
-    @property
-    def log(self) -> Path:
-        """supervisord's own log."""
-        return self.base / "log" / "supervisord.log"
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop every program at once, then supervisord; SIGKILL what is left, by pid.
-
-        supervisord's own shutdown stops one program group after the other, which
-        takes ~2 s per segment_gatherer; asking it to stop every group without
-        waiting lets them all stop side by side, each still with its configured
-        stop signal.
-        """
-        if self.process is None:
-            return
-        deadline = time.monotonic() + timeout
-        try:
-            groups = {info["group"] for info in self.programs()}
-            for group in groups:
-                supervisor_call(self.socket, "supervisor.stopProcessGroup", group, False)
-            while time.monotonic() < deadline and any(
-                info["statename"] in _ALIVE for info in self.programs()
-            ):
-                time.sleep(0.1)  # supervisord offers no event for "all stopped"
-        except Unreadable:
-            pass  # supervisord is gone or wedged: SIGTERM and the pid list below handle it
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(max(deadline - time.monotonic(), 5))
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        for pid in self.pids:
-            _kill_if_ours(pid, self.base)
-
-
-def _kill_if_ours(pid: int, base: Path) -> None:
-    """SIGKILL ``pid`` only if it still is a program of this demo (its VIIRS_BASE_DIR is ours)."""
-    try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-    except OSError:
-        return  # gone already
-    if f"VIIRS_BASE_DIR={base}".encode() in environ:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 class Standin:
@@ -423,7 +324,7 @@ class Demo:
     def __init__(self, base: Path, console: Console, timeout: float):
         self.base, self.console, self.timeout = base, console, timeout
         self.watchers: list = []
-        self.stack: Stack | None = None
+        self.stack: CollectorProcess | None = None
         self.standin = None
         self.scratch: Path | None = None
         self.outcome = Outcome()
@@ -478,10 +379,15 @@ class Demo:
         self.console.say("demo", f"GINA stand-in serving the pass at {self.standin.url}")
 
     def start_stack(self, env: dict[str, str]) -> None:
-        self.stack = Stack(env, self.base)
+        """The collector as tests run it (CollectorProcess), on the ports the demo chose."""
+        ports = {name: env[name] for name in COLLECTOR_PORTS}
+        self.stack = CollectorProcess(self.base, env=env, ports=ports)
         self.console.say("demo", f"starting the collector: viirscollector run (base {self.base})")
-        self.stack.start()
-        names = self.stack.wait_running(self.console)
+        try:
+            self.stack.start(PROGRAMS, timeout=STARTUP_TIMEOUT)
+            names = sorted(self.stack.program_states())
+        except (CollectorError, supervisor_client.SupervisorUnavailable) as error:
+            raise DemoError(f"the collector did not start: {error}") from None
         self.console.say("demo", f"{len(names)} programs RUNNING: {', '.join(names)}")
 
     def watch(self, env, ports, products, files: int, total: int) -> None:
@@ -525,7 +431,7 @@ class Demo:
             watcher.stop()
         if self.stack is not None:
             self.console.say("demo", "stopping the collector")
-            self.stack.stop()
+            self.stack.stop(STOP_TIMEOUT)
         if self.standin is not None:
             self.standin.stop()
         if self.scratch is not None:
