@@ -33,10 +33,11 @@ import threading
 import time
 import xmlrpc.client
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 
 from supervisor import childutils
 
-from . import logs
+from . import logs, supervisor_client
 from . import settings as settings_module
 from .collector_process import connected
 
@@ -126,8 +127,10 @@ class Replayer(threading.Thread):
                 log.error("supervisord did not answer (%s); no replay after %s", error, causes)
 
     def rpc(self):
-        """supervisord's XML-RPC interface (a new connection each time)."""
-        return childutils.getRPCInterface(self.env).supervisor
+        """supervisord's XML-RPC interface (a new connection each time), at the socket
+        supervisord gives its event listeners, each call bounded in time."""
+        url = self.env["SUPERVISOR_SERVER_URL"]
+        return supervisor_client.proxy(Path(url.removeprefix("unix://"))).supervisor
 
     def replay(self, targets: set[str], causes: list[str]) -> None:
         """Wait until the pipeline is connected again, then SIGUSR1 each target."""

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 from bus_helpers import wait_until
-from supervisor.xmlrpc import SupervisorTransport
 
+from avoviirscollector import supervisor_client
 from avoviirscollector.replay_listener import (
     RestartTracker,
     gatherers_of,
@@ -126,8 +126,7 @@ def supervisord():
     )
 
     def rpc():  # a new connection per call: one that failed cannot be reused
-        transport = SupervisorTransport(None, None, f"unix://{base}/tmp/supervisor.sock")
-        return xmlrpc.client.ServerProxy("http://127.0.0.1", transport=transport).supervisor
+        return supervisor_client.proxy(supervisor_client.socket_of(base)).supervisor
 
     yield base, rpc
     process.send_signal(signal.SIGTERM)
