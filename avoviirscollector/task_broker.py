@@ -39,6 +39,10 @@ GRANULE_TOPIC = "/AVO/viirs/granule"
 MAX_BATCH = 64
 #: Seconds between two queue-state messages.
 STATE_INTERVAL = 1.0
+#: Seconds without requests or granules after which the WAL is checkpointed.
+CHECKPOINT_IDLE = 0.5
+#: Under sustained load, checkpoint at least this often (bounds the WAL's size).
+CHECKPOINT_EVERY = 60.0
 #: Seconds between two looks for expired leases.
 LEASE_CHECK_INTERVAL = 0.1
 #: Seconds between two clean-ups of the handed-out memory.
@@ -97,27 +101,59 @@ class GranuleListener(threading.Thread):
 
 
 class Monitor(threading.Thread):
-    """Publishes the queue state every second and checkpoints the WAL, off the serving thread."""
+    """Publishes the queue state every second and checkpoints the WAL, off the serving thread.
 
-    def __init__(self, path, pub: zmq.Socket):
+    A checkpoint writes and fsyncs the database file, and on this kind of disk that stalls
+    the serving thread's commits by 10-50 ms. So it runs when the broker has been idle
+    for CHECKPOINT_IDLE seconds, and under sustained load once every CHECKPOINT_EVERY
+    seconds (which bounds the WAL); the durability of commits does not depend on it.
+    """
+
+    def __init__(self, path, pub: zmq.Socket, activity: Activity):
         super().__init__(name="queue-monitor", daemon=True)
         self.path = path
         self.pub = pub
+        self.activity = activity
         self.stopping = threading.Event()
+        self.checkpointed = time.monotonic()
 
     def run(self) -> None:
-        """Every STATE_INTERVAL: publish the committed state, then checkpoint."""
+        """Every STATE_INTERVAL: publish the committed state, then checkpoint if it is time."""
         reader = QueueReader(self.path)
         try:
             while not self.stopping.wait(STATE_INTERVAL - time.monotonic() % STATE_INTERVAL):
                 try:
                     self.pub.send_json(reader.state())
-                    reader.checkpoint()
+                    self._checkpoint_when_quiet(reader)
                 except sqlite3.Error as error:
                     log.error("cannot read the queue for its state message: %s", error)
         finally:
             reader.close()
             self.pub.close(linger=0)
+
+    def _checkpoint_when_quiet(self, reader: QueueReader) -> None:
+        now = time.monotonic()
+        if checkpoint_due(now, self.activity.last, self.checkpointed):
+            reader.checkpoint()
+            self.checkpointed = now
+
+
+class Activity:
+    """When the serving thread last did work (read by the monitor thread)."""
+
+    def __init__(self):
+        self.last = time.monotonic()
+
+    def touch(self) -> None:
+        """Note work done now (a float store: atomic under the GIL)."""
+        self.last = time.monotonic()
+
+
+def checkpoint_due(now: float, last_activity: float, last_checkpoint: float) -> bool:
+    """Checkpoint when idle for CHECKPOINT_IDLE s, or when CHECKPOINT_EVERY s have passed."""
+    if now - last_checkpoint < STATE_INTERVAL:
+        return False
+    return now - last_activity >= CHECKPOINT_IDLE or now - last_checkpoint >= CHECKPOINT_EVERY
 
 
 @dataclass
@@ -162,7 +198,8 @@ class Broker:
         self.poller.register(self.router, zmq.POLLIN)
         self.listener = GranuleListener(self.context)
         store.checkpoint_elsewhere()
-        self.monitor = Monitor(store.path, self.pub)
+        self.activity = Activity()
+        self.monitor = Monitor(store.path, self.pub, self.activity)
 
     # --- granules -------------------------------------------------------------------
 
@@ -320,6 +357,8 @@ class Broker:
                 self._ingest()
             if self.router in events:
                 self._serve()
+            if events:
+                self.activity.touch()
             now = time.monotonic()
             for name, (interval, action) in timers.items():
                 if now >= due[name]:

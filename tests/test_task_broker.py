@@ -452,3 +452,13 @@ def test_broker_started_before_the_nameserver_serves_then_subscribes(tmp_path):
             if daemon is not None:
                 daemon.stop()
         broker.close()
+
+
+def test_wal_checkpoint_waits_for_a_quiet_moment_but_not_forever():
+    from avoviirscollector.task_broker import CHECKPOINT_EVERY, CHECKPOINT_IDLE, checkpoint_due
+
+    busy = 100.0  # a request was served just now
+    assert not checkpoint_due(now=100.0, last_activity=busy, last_checkpoint=90.0)
+    assert checkpoint_due(now=100.0 + CHECKPOINT_IDLE, last_activity=busy, last_checkpoint=90.0)
+    assert checkpoint_due(now=100.0, last_activity=busy, last_checkpoint=100.0 - CHECKPOINT_EVERY)
+    assert not checkpoint_due(now=100.5, last_activity=0.0, last_checkpoint=100.0)
