@@ -99,13 +99,21 @@ def stop_all(socket_path: Path, timeout: float = 30) -> list[str]:
     """Stop every program side by side; return the ones still alive after ``timeout``.
 
     supervisord's own shutdown (SIGTERM) stops one group after the other, ~1 s each
-    for ten programs. ``stopAllProcesses(wait=False)`` sends each program its
-    configured stop signal at once (supervisord still SIGKILLs one that outlives its
-    stopwaitsecs). Its waiting form would answer only on supervisord's next
-    one-second loop turn, so we poll getAllProcessInfo instead: ~1 s sooner.
+    for ten programs. ``stopProcess(name, wait=False)`` for each running program
+    sends each its configured stop signal at once (supervisord still SIGKILLs one
+    that outlives its stopwaitsecs). It answers at once; stopAllProcesses answers
+    only on supervisord's next one-second loop turn, even when told not to wait.
     """
     deadline = time.monotonic() + timeout
-    call(socket_path, "supervisor.stopAllProcesses", False, timeout=timeout)
+    server = proxy(socket_path, timeout)
+    for info in processes(socket_path, timeout):
+        if info["statename"] in ALIVE:
+            try:
+                server.supervisor.stopProcess(f"{info['group']}:{info['name']}", False)
+            except xmlrpc.client.Fault:
+                pass  # stopped meanwhile (NOT_RUNNING): the loop below checks them all
+            except (OSError, xmlrpc.client.Error) as error:
+                raise SupervisorUnavailable(f"supervisord at {socket_path}: {error}") from None
     while True:
         remaining = max(deadline - time.monotonic(), 0.1)
         infos = processes(socket_path, timeout=min(remaining, TIMEOUT))
