@@ -215,3 +215,17 @@ def land(base_dir: Path, name: str, content: bytes = b"sdr") -> Path:
     final = base_dir / "sdr" / name
     os.replace(staged, final)
     return final
+
+
+#: The head of a minimal supervisord.conf for tests that need a real supervisord with
+#: stand-in programs (format with base=...; append [program:...] sections).
+SUPERVISORD_HEAD = """\
+[unix_http_server]
+file={base}/tmp/supervisor.sock
+[supervisord]
+nodaemon=true
+logfile={base}/log/supervisord.log
+pidfile={base}/tmp/supervisord.pid
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+"""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +92,30 @@ def pytest_configure(config):
         "POSTTROLL_BROADCAST_PORT",
     ):
         os.environ.setdefault(name, str(free_port()))
+
+
+@pytest.fixture(scope="module")
+def module_base():
+    """A base directory under /tmp with a short name, shared by one module's daemons.
+
+    Short, so the paths of unix sockets below it stay under the 107-byte AF_UNIX limit.
+    """
+    path = Path(tempfile.mkdtemp(prefix="v"))
+    for name in ("sdr", "tmp", "log"):
+        (path / name).mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def module_nameserver(module_base):
+    """The collector's posttroll nameserver, for one module's daemons."""
+    # Imported here, not at the top: it imports posttroll, which reads its ports from the
+    # environment once, and pytest_configure sets them only after this file is imported.
+    from bus_helpers import Daemon, daemon_env, nameserver_argv
+
+    daemon = Daemon(
+        nameserver_argv(), daemon_env(module_base), module_base / "log" / "nameserver.log"
+    )
+    yield daemon
+    daemon.stop()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from bus_helpers import wait_until
+from bus_helpers import SUPERVISORD_HEAD, wait_until
 
 from avoviirscollector import health
 from avoviirscollector.collector_process import PROGRAMS, CollectorProcess
@@ -76,15 +76,9 @@ class StatePublisher:
         context.term()
 
 
-SUPERVISORD_CONF = """
-[unix_http_server]
-file={base}/tmp/supervisor.sock
-[supervisord]
-nodaemon=true
-logfile={base}/log/supervisord.log
-pidfile={base}/tmp/supervisord.pid
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+SUPERVISORD_CONF = (
+    SUPERVISORD_HEAD
+    + """\
 [program:steady]
 command={python} -c "import time; time.sleep(120)"
 startsecs=0
@@ -96,6 +90,7 @@ startsecs=1
 startretries=0
 autorestart=false
 """
+)
 
 
 @pytest.fixture

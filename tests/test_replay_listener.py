@@ -17,7 +17,7 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
-from bus_helpers import wait_until
+from bus_helpers import SUPERVISORD_HEAD, wait_until
 
 from avoviirscollector import supervisor_client
 from avoviirscollector.replay_listener import (
@@ -68,15 +68,9 @@ def test_replay_waits_for_stalker_to_gatherers_and_gatherers_to_broker():
     assert len(missing_links(pids, GATHERERS, lambda sub, pub: True)) == 2
 
 
-SUPERVISORD_CONF = """
-[unix_http_server]
-file={base}/tmp/supervisor.sock
-[supervisord]
-nodaemon=true
-logfile={base}/log/supervisord.log
-pidfile={base}/tmp/supervisord.pid
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+SUPERVISORD_CONF = (
+    SUPERVISORD_HEAD
+    + """\
 [program:task_broker]
 command={python} {base}/standin.py task_broker
 startsecs=1
@@ -93,6 +87,7 @@ events=PROCESS_STATE_RUNNING
 stdout_logfile=NONE
 stderr_logfile={base}/log/replay_listener.log
 """
+)
 #: A program that notes each SIGUSR1 it gets, as a gatherer replays on it.
 STANDIN = """
 import signal, sys, time

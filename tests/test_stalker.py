@@ -20,7 +20,6 @@ from bus_helpers import (
     daemon_env,
     granule_names,
     land,
-    nameserver_argv,
     viirscollector,
     wait_until,
 )
@@ -34,19 +33,13 @@ QUIET = 1.0
 
 
 @pytest.fixture(scope="module")
-def base():
-    path = Path(tempfile.mkdtemp(prefix="v"))
-    for name in ("sdr", "tmp", "log"):
-        (path / name).mkdir()
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def base(module_base):
+    return module_base
 
 
 @pytest.fixture(scope="module")
-def nameserver(base):
-    daemon = Daemon(nameserver_argv(), daemon_env(base), base / "log" / "nameserver.log")
-    yield daemon
-    daemon.stop()
+def nameserver(module_nameserver):
+    return module_nameserver
 
 
 @pytest.fixture(scope="module")

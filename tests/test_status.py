@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import zmq
+from bus_helpers import SUPERVISORD_HEAD
 
 from avoviirscollector.netutil import free_port
 from avoviirscollector.status import (
@@ -142,15 +143,9 @@ def short_base():
     shutil.rmtree(base, ignore_errors=True)
 
 
-SUPERVISORD_CONF = """\
-[unix_http_server]
-file={base}/tmp/supervisor.sock
-[supervisord]
-nodaemon=true
-logfile={base}/log/supervisord.log
-pidfile={base}/tmp/supervisord.pid
-[rpcinterface:supervisor]
-supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+SUPERVISORD_CONF = (
+    SUPERVISORD_HEAD
+    + """\
 [program:sleeper]
 command={python} -c "import time; time.sleep(600)"
 startsecs=1
@@ -161,6 +156,7 @@ startsecs=1
 startretries=0
 stdout_logfile={base}/log/quitter.log
 """
+)
 
 
 @pytest.fixture

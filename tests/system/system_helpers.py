@@ -7,11 +7,11 @@ import os
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from pathlib import Path
 
 import h5py
+from bus_helpers import wait_until  # noqa: F401 - the system tests import it from here
 
 from avoviirscollector import filenames, verify
 from avoviirscollector.collector_process import CollectorProcess
@@ -28,17 +28,6 @@ PRODUCTS = {
 }
 SEGMENTS = tuple(sorted({s for segments in PRODUCTS.values() for s in segments}))
 MIRROR = [sys.executable, "-m", "avoviirscollector.cli", "mirror"]
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll ``predicate`` until truthy; AssertionError naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def vm_rss_kb(pid: int) -> int:
