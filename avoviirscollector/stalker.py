@@ -205,7 +205,12 @@ class Stalker(trollstalker.EventProcessor):
         return True
 
     def catch_up(self, minutes: float) -> int:
-        """Publish what arrived in sdr/ in the last ``minutes`` and after the watermark."""
+        """Publish what arrived in sdr/ in the last ``minutes`` and after the watermark.
+
+        Files published live since the start are published again on purpose: a gatherer
+        may not have been connected yet when they were (posttroll's slow joiner), and
+        the broker deduplicates what it gets twice.
+        """
         after = self.watermark.catch_up_after()
         paths = recent_files(self.sdr_dir, minutes, after=after)
         count = sum(self.publish_path(path) for path in paths)
