@@ -112,7 +112,7 @@ def module_nameserver(module_base):
     """The collector's posttroll nameserver, for one module's daemons."""
     # Imported here, not at the top: it imports posttroll, which reads its ports from the
     # environment once, and pytest_configure sets them only after this file is imported.
-    from bus_helpers import Daemon, daemon_env, nameserver_argv
+    from helpers.bus import Daemon, daemon_env, nameserver_argv
 
     daemon = Daemon(
         nameserver_argv(), daemon_env(module_base), module_base / "log" / "nameserver.log"

@@ -14,7 +14,7 @@ from configparser import RawConfigParser
 from pathlib import Path
 
 import pytest
-from bus_helpers import (
+from helpers.bus import (
     PRODUCTS,
     REPO,
     BusListener,

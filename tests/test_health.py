@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 import zmq
-from bus_helpers import SUPERVISORD_HEAD, wait_until
+from helpers.bus import SUPERVISORD_HEAD, wait_until
+from helpers.processes import terminate_then_kill
 
 from avoviirscollector import health
 from avoviirscollector.collector_process import PROGRAMS, CollectorProcess
@@ -103,12 +104,7 @@ def supervisord(short_base):
         stderr=subprocess.DEVNULL,
     )
     yield short_base
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
+    terminate_then_kill(process, timeout=20)
 
 
 def test_no_supervisord_is_unhealthy_in_one_line(short_base):

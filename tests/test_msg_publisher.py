@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from bus_helpers import Daemon, ZmqReader, daemon_env, nameserver_argv, wait_until
-from legacy_posttroll import decode_many_with_posttroll_1_5
+from helpers.bus import Daemon, ZmqReader, daemon_env, nameserver_argv, wait_until
+from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 
 from avoviirscollector import bus
 from avoviirscollector.collector_process import connected

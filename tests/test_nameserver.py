@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from bus_helpers import Daemon, daemon_env, viirscollector, wait_until
+from helpers.bus import Daemon, daemon_env, viirscollector, wait_until
 
 from avoviirscollector import bus
 from avoviirscollector.nameserver import REANNOUNCE_SECONDS

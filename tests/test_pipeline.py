@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 import pytest
-from bus_helpers import PRODUCTS, REPO, BusListener, ZmqReader, wait_until
-from legacy_posttroll import decode_many_with_posttroll_1_5
+from helpers.bus import PRODUCTS, REPO, BusListener, ZmqReader, wait_until
+from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 
 from avoviirscollector import bus
 from avoviirscollector.collector_process import (

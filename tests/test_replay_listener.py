@@ -17,7 +17,7 @@ import xmlrpc.client
 from pathlib import Path
 
 import pytest
-from bus_helpers import SUPERVISORD_HEAD, wait_until
+from helpers.bus import SUPERVISORD_HEAD, wait_until
 
 from avoviirscollector import supervisor_client
 from avoviirscollector.replay_listener import (

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from bus_helpers import BusListener, Daemon, granule_names, nameserver_argv, wait_until
+from helpers.bus import BusListener, Daemon, granule_names, nameserver_argv, wait_until
 
 from avoviirscollector import reprocess
 from avoviirscollector.file_messages import FILE_TOPIC, file_message_data

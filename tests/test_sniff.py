@@ -8,11 +8,10 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
-import zmq
+from helpers.zmq_threads import Publisher
 
 from avoviirscollector import bus, display
 from avoviirscollector.file_messages import file_message_data
@@ -26,32 +25,6 @@ NAME = compose("SVI05", "j01", START, START + dt.timedelta(seconds=85), 33123, S
 
 def file_message(name: str = NAME) -> bus.Message:
     return bus.message("/AVO/viirs/sdr", "file", file_message_data(f"/viirs/sdr/{name}"))
-
-
-class Publisher:
-    """A PUB on a free port that sends ``frames()`` every 50 ms until stopped (slow joiners)."""
-
-    def __init__(self, frames):
-        self.port = free_port()
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.PUB)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(f"tcp://127.0.0.1:{self.port}")
-        self._frames = frames
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self):
-        while not self._stop.wait(0.05):
-            for frames in self._frames():
-                self._socket.send_multipart(frames)
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close(linger=0)
-        self._context.term()
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from bus_helpers import (
+from helpers.bus import (
     REPO,
     BusListener,
     Daemon,

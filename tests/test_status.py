@@ -9,13 +9,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 import pytest
-import zmq
-from bus_helpers import SUPERVISORD_HEAD
+from helpers.bus import SUPERVISORD_HEAD
+from helpers.processes import terminate_then_kill
+from helpers.zmq_threads import Publisher
 
 from avoviirscollector.netutil import free_port
 from avoviirscollector.status import (
@@ -181,36 +181,23 @@ def supervisord(short_base):
         assert states == {"sleeper": "RUNNING", "quitter": "FATAL"}
         yield short_base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate_then_kill(process)
+
+
+class QueueStatePublisher(Publisher):
+    """A PUB publishing a broker-like 19191 state every 100 ms on a free port."""
+
+    STATE = json.dumps({"queue length": 3, "products waiting": ["mir", "tir"]}).encode()
+
+    def __init__(self):
+        super().__init__(lambda: [[self.STATE]], interval=0.1)
 
 
 @pytest.fixture
 def queue_state():
-    """A PUB publishing a broker-like 19191 state every 100 ms on a free port."""
-    context = zmq.Context()
-    sock = context.socket(zmq.PUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    port = free_port()
-    sock.bind(f"tcp://127.0.0.1:{port}")
-    stop = threading.Event()
-    state = json.dumps({"queue length": 3, "products waiting": ["mir", "tir"]})
-
-    def run():
-        while not stop.wait(0.1):
-            sock.send_string(state)
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    yield port
-    stop.set()
-    thread.join(timeout=5)
-    sock.close(linger=0)
-    context.term()
+    publisher = QueueStatePublisher()
+    yield publisher.port
+    publisher.stop()
 
 
 def status(base: Path, *args: str) -> subprocess.CompletedProcess:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 import zmq
-from bus_helpers import Daemon, nameserver_argv, wait_until
-from legacy_posttroll import decode_with_posttroll_1_5
+from helpers.bus import Daemon, nameserver_argv, wait_until
+from helpers.legacy_posttroll import decode_with_posttroll_1_5
 
 from avoviirscollector import bus
 from avoviirscollector.netutil import free_port

@@ -7,11 +7,12 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 
 import pytest
 import zmq
+from helpers.processes import terminate_then_kill
+from helpers.zmq_threads import SocketThread
 
 from avoviirscollector import bus
 from avoviirscollector.netutil import free_port
@@ -41,7 +42,7 @@ def granule_task(product: str = "tir") -> bus.Message:
     )
 
 
-class ScriptedBroker:
+class ScriptedBroker(SocketThread):
     """A ROUTER on a free port answering as a broker would: each request goes to ``answer``.
 
     ``answer(request) -> bytes | None``; None means stay silent (a hung broker). A
@@ -50,33 +51,19 @@ class ScriptedBroker:
 
     def __init__(self, answer):
         self.answer = answer
-        self.port = free_port()
         self.requests: list[dict] = []
         self.identities: list[bytes] = []
-        self._context = zmq.Context()
-        self._socket = self._context.socket(zmq.ROUTER)
-        self._socket.setsockopt(zmq.LINGER, 0)
-        self._socket.bind(f"tcp://127.0.0.1:{self.port}")
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(zmq.ROUTER)
 
-    def _serve(self):
-        while not self._stop.is_set():
-            if not self._socket.poll(50):
-                continue
-            identity, empty, payload = self._socket.recv_multipart()
-            self.identities.append(identity)
-            self.requests.append(json.loads(payload))
-            reply = self.answer(self.requests[-1])
-            if reply is not None:
-                self._socket.send_multipart([identity, empty, reply])
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self._socket.close(linger=0)
-        self._context.term()
+    def serve_once(self):
+        if not self._socket.poll(50):
+            return
+        identity, empty, payload = self._socket.recv_multipart()
+        self.identities.append(identity)
+        self.requests.append(json.loads(payload))
+        reply = self.answer(self.requests[-1])
+        if reply is not None:
+            self._socket.send_multipart([identity, empty, reply])
 
 
 @pytest.fixture
@@ -201,12 +188,7 @@ def real_broker(base_dir):
         next(receive(f"tcp://127.0.0.1:{ports['VIIRS_STATE_PORT']}", "", 20, 1))
         yield ports
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        terminate_then_kill(process)
         log.close()
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 from pathlib import Path
 
 import h5py
-from bus_helpers import wait_until  # noqa: F401 - the system tests import it from here
+from helpers.bus import wait_until  # noqa: F401 - the system tests import it from here
 
 from avoviirscollector import filenames, verify
 from avoviirscollector.collector_process import CollectorProcess

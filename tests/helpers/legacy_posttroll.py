@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 LEGACY_VERSION = "1.5.1"
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 LEGACY_DIR = REPO / ".legacy" / f"posttroll-{LEGACY_VERSION}"
 _COMPLETE = LEGACY_DIR / ".complete"
 INSTALL_TIMEOUT = 300
@@ -161,7 +161,8 @@ def decode_with_posttroll_1_5(raw: bytes | str) -> dict:
 def posttroll_1_5():
     """The decoder of many messages, with posttroll 1.5.1 installed before the first test.
 
-    Use from a test module with ``from legacy_posttroll import posttroll_1_5  # noqa: F401``.
+    Use from a test module with
+    ``from helpers.legacy_posttroll import posttroll_1_5  # noqa: F401``.
     """
     ensure_installed()
     return decode_many_with_posttroll_1_5

@@ -21,7 +21,7 @@ import zmq
 from avoviirscollector import bus, filenames
 from avoviirscollector.collector_process import connected
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05):
