@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from . import supervisor_client
-from .netutil import free_port
+from .netutil import connected, free_port
 from .supervisor_client import SupervisorUnavailable
 
 #: Every program of supervisord.conf (and its event listener, which supervisord lists too).
@@ -285,50 +285,3 @@ def kill_leftovers(groups: Iterable[int], base_dir: Path) -> None:
             os.kill(int(entry.name), signal.SIGKILL)
         except (OSError, ProcessLookupError):
             continue  # gone meanwhile, or not ours to read
-
-
-def connected(subscriber_pid: int | None, publisher_pid: int | None) -> bool:
-    """True when process ``subscriber_pid`` has a TCP connection to a port ``publisher_pid``
-    listens on (Linux /proc; a posttroll publisher listens on its one publishing port)."""
-    listening, established = _tcp_sockets()
-    ports = set(_owned(listening, publisher_pid))
-    return bool(ports & set(_owned(established, subscriber_pid)))
-
-
-def _tcp_sockets() -> tuple[dict[int, int], dict[int, int]]:
-    """(listening: inode -> local port, established: inode -> remote port) on this host."""
-    listening, established = {}, {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
-            if state == "0A":
-                listening[inode] = int(local.rsplit(":", 1)[1], 16)
-            elif state == "01":
-                established[inode] = int(remote.rsplit(":", 1)[1], 16)
-    return listening, established
-
-
-def _owned(sockets: dict[int, int], pid: int | None) -> list[int]:
-    """The ports of the sockets in ``sockets`` that process ``pid`` holds."""
-    if not pid:
-        return []
-    found = []
-    try:
-        fds = list(Path(f"/proc/{pid}/fd").iterdir())
-    except OSError:
-        return []
-    for fd in fds:
-        try:
-            target = os.readlink(fd)
-        except OSError:
-            continue
-        if target.startswith("socket:["):
-            inode = int(target[8:-1])
-            if inode in sockets:
-                found.append(sockets[inode])
-    return found

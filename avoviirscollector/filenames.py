@@ -24,6 +24,8 @@ PATTERN = (
 
 #: Short platform names in file names, and the names pytroll uses for them.
 PLATFORM_ALIASES = {"npp": "Suomi-NPP", "j01": "NOAA-20", "j02": "NOAA-21"}
+#: GINA's satellite names and the platform in the files they list.
+SATELLITE_PLATFORMS = {"snpp": "npp", "noaa20": "j01", "noaa21": "j02"}
 #: Geolocation segments: a granule's band files are useless without them.
 GEOLOCATION_SEGMENTS = frozenset({"GMTCO", "GITCO"})
 

@@ -23,9 +23,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from . import filenames
+from .filenames import SATELLITE_PLATFORMS
 
-#: GINA's satellite names and the platform in the files they list.
-SATELLITE_PLATFORMS = {"snpp": "npp", "noaa20": "j01", "noaa21": "j02"}
 #: The fixed part of the query, as the original collector sent it.
 FIXED_QUERY = (("action", "index"), ("commit", "Get Products"), ("controller", "products"))
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")

@@ -1,8 +1,11 @@
-"""Small network helpers shared by stand-ins and tests."""
+"""Small network helpers shared by stand-ins, programs and tests: a free port, and whether
+one process is connected to another (Linux /proc)."""
 
 from __future__ import annotations
 
+import os
 import socket
+from pathlib import Path
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -10,3 +13,50 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def connected(subscriber_pid: int | None, publisher_pid: int | None) -> bool:
+    """True when process ``subscriber_pid`` has a TCP connection to a port ``publisher_pid``
+    listens on (Linux /proc; a posttroll publisher listens on its one publishing port)."""
+    listening, established = _tcp_sockets()
+    ports = set(_owned(listening, publisher_pid))
+    return bool(ports & set(_owned(established, subscriber_pid)))
+
+
+def _tcp_sockets() -> tuple[dict[int, int], dict[int, int]]:
+    """(listening: inode -> local port, established: inode -> remote port) on this host."""
+    listening, established = {}, {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local, remote, state, inode = fields[1], fields[2], fields[3], int(fields[9])
+            if state == "0A":
+                listening[inode] = int(local.rsplit(":", 1)[1], 16)
+            elif state == "01":
+                established[inode] = int(remote.rsplit(":", 1)[1], 16)
+    return listening, established
+
+
+def _owned(sockets: dict[int, int], pid: int | None) -> list[int]:
+    """The ports of the sockets in ``sockets`` that process ``pid`` holds."""
+    if not pid:
+        return []
+    found = []
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inode = int(target[8:-1])
+            if inode in sockets:
+                found.append(sockets[inode])
+    return found

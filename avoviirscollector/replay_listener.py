@@ -39,7 +39,7 @@ from supervisor import childutils
 
 from . import logs, supervisor_client
 from . import settings as settings_module
-from .collector_process import connected
+from .netutil import connected
 
 PROGRAM = "replay_listener"
 log = logging.getLogger(PROGRAM)

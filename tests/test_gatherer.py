@@ -26,8 +26,8 @@ from helpers.bus import (
 )
 
 from avoviirscollector import bus, filenames, gatherer
-from avoviirscollector.collector_process import connected
 from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector.netutil import connected
 
 GATHERER_INI = REPO / "etc" / "segment_gatherer.ini"
 QUIET = 1.0

@@ -29,8 +29,8 @@ from avoviirscollector.collector_process import (
     PIPELINE,
     PROGRAMS,
     CollectorProcess,
-    connected,
 )
+from avoviirscollector.netutil import connected
 from avoviirscollector.replay_listener import replay_targets
 from avoviirscollector.synthetic_sdr import make_sdr_file
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import zmq
 
 from avoviirscollector import bus, filenames
-from avoviirscollector.collector_process import connected
+from avoviirscollector.netutil import connected
 
 REPO = Path(__file__).resolve().parents[2]
 
