@@ -31,8 +31,8 @@ import sys
 import time
 from pathlib import Path, PurePosixPath
 
-from . import retention
-from .settings import LAYOUT
+from avoviirscollector import retention
+from avoviirscollector.settings import LAYOUT
 
 log = logging.getLogger("cleanup")
 
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would go, delete nothing")
     args = parser.parse_args(argv)
-    from . import logs, settings
+    from avoviirscollector import logs, settings
 
     config = settings.load_or_exit()
     logs.setup("cleanup", config)

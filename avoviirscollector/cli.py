@@ -10,25 +10,25 @@ from __future__ import annotations
 import importlib
 import sys
 
-#: subcommand -> (module, one-line help)
+#: subcommand -> (module under avoviirscollector, one-line help)
 SUBCOMMANDS = {
-    "run": ("avoviirscollector.run", "create the base directory's layout and exec supervisord"),
-    "nameserver": ("avoviirscollector.nameserver", "the posttroll nameserver (daemon)"),
-    "stalker": ("avoviirscollector.stalker", "publish a message per file landing in sdr/ (daemon)"),
-    "gatherer": ("avoviirscollector.gatherer", "gather one product's granules (daemon)"),
-    "cron": ("avoviirscollector.cron", "run the crontab (supercronic, or the built-in runner)"),
-    "mirror": ("avoviirscollector.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
-    "cleanup": ("avoviirscollector.cleanup", "delete files older than VIIRS_RETENTION days"),
-    "fetch-tle": ("avoviirscollector.tle", "download two-line elements when they changed"),
-    "reprocess": ("avoviirscollector.reprocess", "publish the messages of files in sdr/ again"),
-    "health": ("avoviirscollector.health", "exit 0 when every daemon runs and the broker answers"),
-    "status": ("avoviirscollector.status", "one screen: programs, queue, newest file, disk"),
-    "sniff": ("avoviirscollector.sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
-    "task": ("avoviirscollector.task_client", "ask the broker for one task, as a worker does"),
-    "demo": ("avoviirscollector.demo", "run the whole collector against a local GINA stand-in"),
-    "gina-standin": ("avoviirscollector.gina_standin", "serve a local GINA stand-in"),
+    "run": ("run", "create the base directory's layout and exec supervisord"),
+    "nameserver": ("nameserver", "the posttroll nameserver (daemon)"),
+    "stalker": ("stalker", "publish a message per file landing in sdr/ (daemon)"),
+    "gatherer": ("gatherer", "gather one product's granules (daemon)"),
+    "cron": ("cron", "run the crontab (supercronic, or the built-in runner)"),
+    "mirror": ("mirror.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
+    "cleanup": ("cleanup", "delete files older than VIIRS_RETENTION days"),
+    "fetch-tle": ("tle", "download two-line elements when they changed"),
+    "reprocess": ("reprocess", "publish the messages of files in sdr/ again"),
+    "health": ("health", "exit 0 when every daemon runs and the broker answers"),
+    "status": ("status", "one screen: programs, queue, newest file, disk"),
+    "sniff": ("sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
+    "task": ("task_client", "ask the broker for one task, as a worker does"),
+    "demo": ("demo", "run the whole collector against a local GINA stand-in"),
+    "gina-standin": ("gina_standin", "serve a local GINA stand-in"),
     "replay-listener": (
-        "avoviirscollector.replay_listener",
+        "replay_listener",
         "supervisord event listener: gatherers replay sdr/ after a restart (daemon)",
     ),
 }
@@ -43,6 +43,11 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def load(name: str):
+    """The module of subcommand ``name`` (imported now, not at start-up)."""
+    return importlib.import_module(f"avoviirscollector.{SUBCOMMANDS[name][0]}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Dispatch to the subcommand's module."""
     argv = sys.argv[1:] if argv is None else argv
@@ -53,8 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in SUBCOMMANDS:
         print(f"viirscollector: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    return module.main(rest) or 0
+    return load(name).main(rest) or 0
 
 
 if __name__ == "__main__":

@@ -33,9 +33,9 @@ import xmlrpc.client
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from . import supervisor_client
-from .netutil import connected, free_port
-from .supervisor_client import SupervisorUnavailable
+from avoviirscollector import supervisor_client
+from avoviirscollector.netutil import connected, free_port
+from avoviirscollector.supervisor_client import SupervisorUnavailable
 
 #: Every program of supervisord.conf (and its event listener, which supervisord lists too).
 PROGRAMS = (

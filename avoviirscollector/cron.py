@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from . import crontab_rules
+from avoviirscollector import crontab_rules
 
 log = logging.getLogger("cron")
 
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if supercronic:
         sys.stdout.flush()
         os.execv(supercronic, [supercronic, "-passthrough-logs", str(args.crontab)])
-    from . import logs, settings
+    from avoviirscollector import logs, settings
 
     logs.setup("cron", settings.load_or_exit(), daemon=True)
     log.info("supercronic is not installed: running %s with the built-in runner", args.crontab)

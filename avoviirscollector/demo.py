@@ -30,10 +30,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import display, supervisor_client
-from . import settings as settings_module
-from .collector_process import PROGRAMS, CollectorError, CollectorProcess
-from .demo_watch import (
+from avoviirscollector import display, supervisor_client
+from avoviirscollector import settings as settings_module
+from avoviirscollector.collector_process import PROGRAMS, CollectorError, CollectorProcess
+from avoviirscollector.demo_watch import (
     Console,
     DemoWorker,
     DownloadProgress,
@@ -128,7 +128,7 @@ def product_segments(ini_text: str) -> dict[str, set[str]]:
 
 def expected_work(files: list[str], products: dict[str, set[str]]) -> set[tuple[str, tuple]]:
     """(product, granule) pairs a worker should be handed: every product complete per granule."""
-    from .filenames import parse
+    from avoviirscollector.filenames import parse
 
     segments: dict[tuple, set[str]] = {}
     for name in files:
@@ -155,7 +155,7 @@ def port_is_free(port: int) -> bool:
 
 def choose_ports(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
     """Ports set in the environment, else production ports when free, else free ones."""
-    from .netutil import free_port
+    from avoviirscollector.netutil import free_port
 
     chosen, notes = {}, []
     for name, (default, what) in COLLECTOR_PORTS.items():
@@ -205,7 +205,7 @@ def prepare_base(base: Path) -> None:
 def check_layout(base: Path) -> None:
     """What ``viirscollector run`` checks (writable, socket path length), said in one line
     here instead of in a log the demo would hide."""
-    from .run import RunError, prepare
+    from avoviirscollector.run import RunError, prepare
 
     env = {"VIIRS_BASE_DIR": str(base), **_config_dir()}
     try:
@@ -226,8 +226,8 @@ def make_pass(directory: Path, now: dt.datetime | None = None) -> list[Path]:
     start at the same time; the segment_gatherers group files by start time, and
     granules of two platforms starting within seconds would be mixed up.
     """
-    from .synthetic_sdr import ALL_SEGMENTS
-    from .synthetic_sdr import make_pass as write_pass
+    from avoviirscollector.synthetic_sdr import ALL_SEGMENTS
+    from avoviirscollector.synthetic_sdr import make_pass as write_pass
 
     now = (now or display.now()).replace(microsecond=0)
     files = []
@@ -252,7 +252,7 @@ class Standin:
     connection errors when a client is interrupted go to its log, not onto the demo's screen."""
 
     def __init__(self, directory: Path, log: Path):
-        from .netutil import free_port
+        from avoviirscollector.netutil import free_port
 
         self.directory, self.log = directory, log
         self.port = free_port()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .filenames import parse
+from avoviirscollector.filenames import parse
 
 SENSOR = ["viirs"]
 #: Subject of file messages (trollstalker's topic in etc/trollstalker.ini).

@@ -28,17 +28,19 @@ import time
 from configparser import Error as ConfigParserError
 from configparser import RawConfigParser
 
-from . import bus  # first: sets posttroll's message version before posttroll is imported
+from avoviirscollector import (
+    bus,  # first: sets posttroll's message version before posttroll is imported
+)
 
 # isort: split
 from pytroll_collectors.segments import SegmentGatherer, UIDParser, ini_to_dict
 from pytroll_collectors.utils import ensure_utc_aware
 
-from . import logs
-from . import settings as settings_module
-from .file_messages import FILE_TOPIC, file_message_data
-from .filenames import FilenameError
-from .recent_files import recent_files
+from avoviirscollector import logs
+from avoviirscollector import settings as settings_module
+from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector.filenames import FilenameError
+from avoviirscollector.recent_files import recent_files
 
 log = logging.getLogger("segment_gatherer")
 

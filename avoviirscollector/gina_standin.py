@@ -38,8 +38,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import filenames
-from .filenames import SATELLITE_PLATFORMS
+from avoviirscollector import filenames
+from avoviirscollector.filenames import SATELLITE_PLATFORMS
 
 log = logging.getLogger(__name__)
 

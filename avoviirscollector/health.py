@@ -20,7 +20,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import supervisor_client
+from avoviirscollector import supervisor_client
 
 RPC_TIMEOUT = supervisor_client.TIMEOUT
 STATE_TIMEOUT = 5.0
@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=STATE_TIMEOUT, help="seconds per check")
     args = parser.parse_args(argv)
-    from . import settings
+    from avoviirscollector import settings
 
     config = settings.load_or_exit()
     try:

@@ -19,7 +19,7 @@ import threading
 import time
 from email.message import EmailMessage
 
-from .settings import Settings
+from avoviirscollector.settings import Settings
 
 #: Records kept for one mail; beyond this only a count is mailed.
 MAX_BATCH = 200

@@ -16,13 +16,15 @@ import signal
 import sys
 import threading
 
-from . import bus  # first: sets posttroll's message version before posttroll is imported
+from avoviirscollector import (
+    bus,  # first: sets posttroll's message version before posttroll is imported
+)
 
 # isort: split
 import zmq
 
-from . import logs
-from . import settings as settings_module
+from avoviirscollector import logs
+from avoviirscollector import settings as settings_module
 
 log = logging.getLogger("msg_publisher")
 

@@ -19,14 +19,16 @@ import logging
 import signal
 import time
 
-from . import bus  # first: sets posttroll's message version before posttroll is imported
+from avoviirscollector import (
+    bus,  # first: sets posttroll's message version before posttroll is imported
+)
 
 # isort: split
 from posttroll.address_receiver import AddressReceiver
 from posttroll.ns import NameServer
 
-from . import logs
-from . import settings as settings_module
+from avoviirscollector import logs
+from avoviirscollector import settings as settings_module
 
 log = logging.getLogger("nameserver")
 

@@ -13,7 +13,7 @@ import os
 import time
 from pathlib import Path
 
-from .filenames import is_sdr_name
+from avoviirscollector.filenames import is_sdr_name
 
 
 def arrival_time(stat: os.stat_result) -> float:

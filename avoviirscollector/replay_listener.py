@@ -37,9 +37,9 @@ from pathlib import Path
 
 from supervisor import childutils
 
-from . import logs, supervisor_client
-from . import settings as settings_module
-from .netutil import connected
+from avoviirscollector import logs, supervisor_client
+from avoviirscollector import settings as settings_module
+from avoviirscollector.netutil import connected
 
 PROGRAM = "replay_listener"
 log = logging.getLogger(PROGRAM)

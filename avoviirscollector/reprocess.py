@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from .filenames import FilenameError, SdrName, parse
+from avoviirscollector.filenames import FilenameError, SdrName, parse
 
 log = logging.getLogger("reprocess")
 
@@ -73,8 +73,8 @@ def request_id(now: dt.datetime | None = None) -> str:
 
 def publish(sdr_dir: Path, files: list[SdrName], request: str, settle: float) -> int:
     """Publish a file message for each file that still exists; return how many were sent."""
-    from . import bus
-    from .file_messages import FILE_TOPIC, file_message_data
+    from avoviirscollector import bus
+    from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
 
     sent = 0
     with bus.publish(PUBLISHER_NAME) as publisher:
@@ -93,7 +93,7 @@ def publish(sdr_dir: Path, files: list[SdrName], request: str, settle: float) ->
 
 
 def _nameserver_answers(timeout: float) -> bool:
-    from . import bus  # noqa: I001 - bus sets the message version before posttroll loads
+    from avoviirscollector import bus  # noqa: I001 - bus sets the message version before posttroll loads
     from posttroll.ns import get_pub_address
 
     try:
@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dry-run", action="store_true", help="list the files, publish nothing")
     parser.add_argument("--wait", type=float, default=SETTLE_SECONDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from . import logs, settings
+    from avoviirscollector import logs, settings
 
     config = settings.load_or_exit()
     logs.setup("reprocess", config)

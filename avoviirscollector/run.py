@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import settings as settings_module
+from avoviirscollector import settings as settings_module
 
 #: AF_UNIX socket paths hold at most 107 bytes (108 with the terminating NUL).
 MAX_SOCKET_PATH = 107

@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
-from .netutil import free_port
+from avoviirscollector.netutil import free_port
 
 
 class _Inbox:

@@ -20,8 +20,10 @@ from collections.abc import Iterator
 
 import zmq
 
-from . import display
-from .bus import Message  # through bus: posttroll must see our message version first
+from avoviirscollector import display
+from avoviirscollector.bus import (
+    Message,  # through bus: posttroll must see our message version first
+)
 
 SDR_PREFIX = "pytroll://AVO/viirs/sdr"
 #: 19191 publishes every second; --length waits a few of those by default.
@@ -189,7 +191,7 @@ def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.Argum
 
 def main(argv: list[str] | None = None) -> int:
     """0 when something arrived (or Ctrl-C), 1 when nothing did within --timeout."""
-    from .settings import load_or_exit
+    from avoviirscollector.settings import load_or_exit
 
     settings = load_or_exit()
     args = parser(settings.message_port, settings.state_port).parse_args(argv)

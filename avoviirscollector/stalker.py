@@ -30,16 +30,18 @@ from configparser import RawConfigParser
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import bus  # first: sets posttroll's message version before posttroll is imported
+from avoviirscollector import (
+    bus,  # first: sets posttroll's message version before posttroll is imported
+)
 
 # isort: split
 from pytroll_collectors import helper_functions, trollstalker
 
-from . import logs
-from . import settings as settings_module
-from .file_messages import file_message_data
-from .filenames import FilenameError
-from .recent_files import arrival_time, recent_files
+from avoviirscollector import logs
+from avoviirscollector import settings as settings_module
+from avoviirscollector.file_messages import file_message_data
+from avoviirscollector.filenames import FilenameError
+from avoviirscollector.recent_files import arrival_time, recent_files
 
 log = logging.getLogger("trollstalker")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from . import filenames
+from avoviirscollector import filenames
 
 #: Segments of the moderate-band and imagery-band mirror queues (geolocation first).
 MODERATE_SEGMENTS = ("GMTCO", "SVM03", "SVM04", "SVM05", "SVM15", "SVM16")

@@ -18,8 +18,10 @@ from collections.abc import Iterable
 
 import zmq
 
-from .bus import Message  # through bus: posttroll must see our message version first
-from .sniff import port_number
+from avoviirscollector.bus import (
+    Message,  # through bus: posttroll must see our message version first
+)
+from avoviirscollector.sniff import port_number
 
 DEFAULT_TIMEOUT = 5.0
 #: The broker answers a request it cannot use with a reply starting with this.
@@ -196,7 +198,7 @@ def parser(task_port: int = 19091) -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """``viirscollector task``: 0 with a task or "none waiting", 1 when the broker fails us."""
-    from .settings import load_or_exit
+    from avoviirscollector.settings import load_or_exit
 
     args = parser(load_or_exit().task_port).parse_args(argv)
     products = _products(args.product)

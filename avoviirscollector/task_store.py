@@ -30,8 +30,16 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from . import bus
-from .task_rules import Granule, dumps, is_replay, joins, loads, merge_data, task_data_from
+from avoviirscollector import bus
+from avoviirscollector.task_rules import (
+    Granule,
+    dumps,
+    is_replay,
+    joins,
+    loads,
+    merge_data,
+    task_data_from,
+)
 
 DB_NAME = "task_queue.sqlite"
 SCHEMA_VERSION = 1

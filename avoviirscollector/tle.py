@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="viirscollector fetch-tle",
         description="Download the NOAA satellites' two-line elements into elements/ when changed.",
     ).parse_args(argv)
-    from . import logs, settings
+    from avoviirscollector import logs, settings
 
     config = settings.load_or_exit()
     logs.setup("fetch-tle", config)

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 
-from .netutil import free_port
+from avoviirscollector.netutil import free_port
 
 #: The satellites of Celestrak's "noaa" group that matter here, with their catalog numbers.
 NOAA_SATELLITES = (

@@ -55,7 +55,7 @@ START = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0) - dt.timedel
 
 
 def client_ours(urls: list[str], out: Path, connections: int) -> float:
-    from avoviirscollector.downloader import Downloader, FileTask, Options
+    from avoviirscollector.mirror.downloader import Downloader, FileTask, Options
 
     tasks = [FileTask(u, out / u.rsplit("/", 1)[1]) for u in urls]
     began = time.monotonic()

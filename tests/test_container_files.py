@@ -6,7 +6,6 @@ every command it runs exists, and compose and .env.example say what operators ne
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import re
 import shlex
 import shutil
@@ -98,7 +97,7 @@ def test_commands_the_image_runs_exist_in_the_package():
     assert arguments("HEALTHCHECK")[0].endswith('CMD ["viirscollector", "health"]')
     assert scripts["viirscollector"] == "avoviirscollector.cli:main"
     for subcommand in ("run", "health", "cron", "cleanup", "fetch-tle", "reprocess"):
-        module = importlib.import_module(cli.SUBCOMMANDS[subcommand][0])
+        module = cli.load(subcommand)
         assert callable(module.main), subcommand
 
 

@@ -125,7 +125,7 @@ def test_mirror_state_file_gives_totals_and_names_failed_and_busy_queues():
 
 
 def test_status_reads_the_file_mirror_gina_writes():
-    from avoviirscollector.mirror_gina import LAST_RUN_FILE
+    from avoviirscollector.mirror.mirror_gina import LAST_RUN_FILE
 
     assert MIRROR_LAST_RUN == LAST_RUN_FILE
 

@@ -8,8 +8,8 @@ import time
 import pytest
 
 from avoviirscollector import synthetic_sdr, verify
-from avoviirscollector.downloader import Downloader, FileTask, Options, Plan
 from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector.mirror.downloader import Downloader, FileTask, Options, Plan
 
 START = dt.datetime(2024, 3, 1, 10, 0, 0)
 FAST = Options(connections=4, min_split=64 * 1024, backoff_base=0.01, backoff_max=0.05)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from . import filenames
-from .filenames import SATELLITE_PLATFORMS
+from avoviirscollector import filenames
+from avoviirscollector.filenames import SATELLITE_PLATFORMS
 
 #: The fixed part of the query, as the original collector sent it.
 FIXED_QUERY = (("action", "index"), ("commit", "Get Products"), ("controller", "products"))

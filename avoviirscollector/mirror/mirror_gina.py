@@ -40,10 +40,11 @@ from pathlib import Path
 
 import yaml
 
-from . import downloader, gina_catalog, logs, mirror_state, verify
-from . import settings as settings_module
-from .downloader import MB, FileTask, Options
-from .gina_catalog import CatalogError, Product, Queue, QueueConfigError
+from avoviirscollector import logs, verify
+from avoviirscollector import settings as settings_module
+from avoviirscollector.mirror import downloader, failure_memory, gina_catalog
+from avoviirscollector.mirror.downloader import MB, FileTask, Options
+from avoviirscollector.mirror.gina_catalog import CatalogError, Product, Queue, QueueConfigError
 
 PROGRAM = "mirror_gina"
 log = logging.getLogger(PROGRAM)
@@ -123,7 +124,7 @@ class Placer:
     A thread of its own so the connections keep downloading while a file is hashed.
     """
 
-    def __init__(self, queue: Queue, sdr_dir: Path, memory: mirror_state.FailureMemory):
+    def __init__(self, queue: Queue, sdr_dir: Path, memory: failure_memory.FailureMemory):
         self.queue, self.sdr_dir, self.memory = queue, sdr_dir, memory
         self.result_lock = threading.Lock()
         self.fetched: list[FileTask] = []
@@ -260,23 +261,23 @@ class QueueRun:
             self._report_outage(str(error))
             return
         self._report_recovery()
-        memory, problem = mirror_state.load(self.state_path)
+        memory, problem = failure_memory.load(self.state_path)
         if problem:
             log.warning("queue %s: failure memory %s", self.queue.name, problem)
         wanted = self._select(products, memory)
         if wanted:
             self._fetch(wanted, memory)
         memory.prune(time.time())
-        mirror_state.save(memory, self.state_path)
+        failure_memory.save(memory, self.state_path)
 
     def _report_outage(self, error: str) -> None:
         """An ERROR (mailed) at the start of an outage and once per mail interval after."""
         now = time.time()
         interval = self.settings.mail_interval_minutes * 60.0
-        outage, mail = mirror_state.outage_failed(
-            mirror_state.load_outage(self.outage_path), error, now, interval
+        outage, mail = failure_memory.outage_failed(
+            failure_memory.load_outage(self.outage_path), error, now, interval
         )
-        mirror_state.save_outage(outage, self.outage_path)
+        failure_memory.save_outage(outage, self.outage_path)
         since = dt.datetime.fromtimestamp(outage.since, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         log.log(
             logging.ERROR if mail else logging.WARNING,
@@ -292,14 +293,14 @@ class QueueRun:
         )
 
     def _report_recovery(self) -> None:
-        outage = mirror_state.load_outage(self.outage_path)
+        outage = failure_memory.load_outage(self.outage_path)
         if outage is not None:
             log.info(
                 "queue %s: GINA answers again after %.0f minutes of failures",
                 self.queue.name,
                 (time.time() - outage.since) / 60,
             )
-            mirror_state.save_outage(None, self.outage_path)
+            failure_memory.save_outage(None, self.outage_path)
 
     def _clean_work_dir(self) -> None:
         """Remove what a killed run left behind (we hold the lock: nobody else uses it)."""
@@ -489,7 +490,7 @@ def _summarize(results: list[QueueResult], seconds: float, settings) -> None:
         "queues": [asdict(r) for r in results],
     }
     try:
-        mirror_state.write_atomically(
+        failure_memory.write_atomically(
             settings.state_dir / LAST_RUN_FILE, json.dumps(summary, indent=1)
         )
     except OSError as error:

@@ -13,12 +13,13 @@ from pathlib import Path
 import h5py
 import pytest
 
-from avoviirscollector import mirror_state, synthetic_sdr, verify
-from avoviirscollector.downloader import Options
-from avoviirscollector.gina_catalog import Queue
+from avoviirscollector import synthetic_sdr, verify
 from avoviirscollector.gina_standin import GinaStandin
-from avoviirscollector.mirror_gina import QueueLock, QueueRun
-from avoviirscollector.mirror_state import FailureMemory
+from avoviirscollector.mirror import failure_memory
+from avoviirscollector.mirror.downloader import Options
+from avoviirscollector.mirror.failure_memory import FailureMemory
+from avoviirscollector.mirror.gina_catalog import Queue
+from avoviirscollector.mirror.mirror_gina import QueueLock, QueueRun
 
 QUEUES = """
 queues:
@@ -152,7 +153,7 @@ def test_failed_file_is_held_back_for_a_pause_then_retried(
 
     state = next((base_dir / "state").glob("mirror_gina-snpp-*.json"))
     memory = FailureMemory.from_json(state.read_text())
-    memory.failures[bad].last -= mirror_state.pause(1)  # as if the pause had passed
+    memory.failures[bad].last -= failure_memory.pause(1)  # as if the pause had passed
     state.write_text(memory.to_json())
     retried = mirror(env, queue_file)
     assert retried.returncode == 0
@@ -198,21 +199,21 @@ def test_gina_outage_is_mailed_once_per_interval_not_every_cron_run(
 
 
 def test_outage_mails_at_its_start_then_once_per_interval():
-    outage, mail = mirror_state.outage_failed(None, "HTTP 503", now=1000.0, interval=600.0)
+    outage, mail = failure_memory.outage_failed(None, "HTTP 503", now=1000.0, interval=600.0)
     assert mail and outage.since == outage.mailed == 1000.0
-    outage, mail = mirror_state.outage_failed(outage, "timeout", now=1300.0, interval=600.0)
+    outage, mail = failure_memory.outage_failed(outage, "timeout", now=1300.0, interval=600.0)
     assert not mail and outage.since == 1000.0 and outage.error == "timeout"
-    outage, mail = mirror_state.outage_failed(outage, "HTTP 503", now=1600.0, interval=600.0)
+    outage, mail = failure_memory.outage_failed(outage, "HTTP 503", now=1600.0, interval=600.0)
     assert mail and (outage.since, outage.mailed) == (1000.0, 1600.0)
 
 
 def test_outage_record_round_trips_and_clears(tmp_path):
     path = tmp_path / "outage.json"
-    assert mirror_state.load_outage(path) is None
-    outage = mirror_state.Outage(since=1.0, mailed=2.0, error="HTTP 500")
-    mirror_state.save_outage(outage, path)
-    assert mirror_state.load_outage(path) == outage
-    mirror_state.save_outage(None, path)
+    assert failure_memory.load_outage(path) is None
+    outage = failure_memory.Outage(since=1.0, mailed=2.0, error="HTTP 500")
+    failure_memory.save_outage(outage, path)
+    assert failure_memory.load_outage(path) == outage
+    failure_memory.save_outage(None, path)
     assert not path.exists()
 
 
@@ -305,8 +306,8 @@ def test_stalled_file_does_not_hang_the_queue(make_settings, base_dir, gina, gin
 
 
 def test_pause_doubles_from_two_minutes_up_to_six_hours():
-    assert [mirror_state.pause(n) for n in (0, 1, 2, 3)] == [0.0, 120.0, 240.0, 480.0]
-    assert mirror_state.pause(30) == 6 * 3600
+    assert [failure_memory.pause(n) for n in (0, 1, 2, 3)] == [0.0, 120.0, 240.0, 480.0]
+    assert failure_memory.pause(30) == 6 * 3600
 
 
 def test_memory_holds_a_failed_file_until_its_pause_is_over_and_forgets_successes():
@@ -323,13 +324,13 @@ def test_memory_holds_a_failed_file_until_its_pause_is_over_and_forgets_successe
 def test_memory_round_trips_and_prunes_old_failures(tmp_path):
     memory = FailureMemory()
     memory.failed("old", "x", 0.0)
-    memory.failed("new", "y", mirror_state.FORGET_AFTER)
-    memory.prune(mirror_state.FORGET_AFTER + 1)
-    mirror_state.save(memory, tmp_path / "m.json")
-    loaded, problem = mirror_state.load(tmp_path / "m.json")
+    memory.failed("new", "y", failure_memory.FORGET_AFTER)
+    memory.prune(failure_memory.FORGET_AFTER + 1)
+    failure_memory.save(memory, tmp_path / "m.json")
+    loaded, problem = failure_memory.load(tmp_path / "m.json")
     assert problem is None and list(loaded.failures) == ["new"]
     (tmp_path / "bad.json").write_text("{not json")
-    empty, problem = mirror_state.load(tmp_path / "bad.json")
+    empty, problem = failure_memory.load(tmp_path / "bad.json")
     assert empty.failures == {} and "unreadable" in problem
 
 

@@ -12,10 +12,11 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avoviirscollector import filenames, gina_catalog
-from avoviirscollector.gina_catalog import CatalogError, Product, Queue, QueueConfigError
+from avoviirscollector import filenames
+from avoviirscollector.mirror import gina_catalog
+from avoviirscollector.mirror.gina_catalog import CatalogError, Product, Queue, QueueConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 MODERATE = ("GMTCO", "SVM03", "SVM04", "SVM05", "SVM15", "SVM16")
 QUEUE = Queue("snpp-moderate", "snpp", MODERATE)
 MD5 = "0123456789abcdef0123456789abcdef"
