@@ -13,9 +13,9 @@ import sys
 #: subcommand -> (module under avoviirscollector, one-line help)
 SUBCOMMANDS = {
     "run": ("run", "create the base directory's layout and exec supervisord"),
-    "nameserver": ("nameserver", "the posttroll nameserver (daemon)"),
-    "stalker": ("stalker", "publish a message per file landing in sdr/ (daemon)"),
-    "gatherer": ("gatherer", "gather one product's granules (daemon)"),
+    "nameserver": ("pipeline.nameserver", "the posttroll nameserver (daemon)"),
+    "stalker": ("pipeline.stalker", "publish a message per file landing in sdr/ (daemon)"),
+    "gatherer": ("pipeline.gatherer", "gather one product's granules (daemon)"),
     "cron": ("cron", "run the crontab (supercronic, or the built-in runner)"),
     "mirror": ("mirror.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
     "cleanup": ("cleanup", "delete files older than VIIRS_RETENTION days"),
@@ -28,7 +28,7 @@ SUBCOMMANDS = {
     "demo": ("demo", "run the whole collector against a local GINA stand-in"),
     "gina-standin": ("gina_standin", "serve a local GINA stand-in"),
     "replay-listener": (
-        "replay_listener",
+        "pipeline.replay_listener",
         "supervisord event listener: gatherers replay sdr/ after a restart (daemon)",
     ),
 }

@@ -74,7 +74,7 @@ def request_id(now: dt.datetime | None = None) -> str:
 def publish(sdr_dir: Path, files: list[SdrName], request: str, settle: float) -> int:
     """Publish a file message for each file that still exists; return how many were sent."""
     from avoviirscollector import bus
-    from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+    from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
 
     sent = 0
     with bus.publish(PUBLISHER_NAME) as publisher:

@@ -298,7 +298,7 @@ Target p95 < {TARGET * 1000:.0f} ms: file messages {verdict["files"]}, granule m
 The stock gatherer spends about 40 ms twice per file message walking the end time
 forward one day at a time from 1900 (the name holds only its time of day), and opens a
 granule for every other product's file; ours dates the end time first and ignores
-files of other products (avoviirscollector/gatherer.py). Neither trollstalker nor
+files of other products (avoviirscollector/pipeline/gatherer.py). Neither trollstalker nor
 segment_gatherer waits on its 1 s queue poll when a message is there, so it does not
 add latency.
 """

@@ -16,8 +16,8 @@ import pytest
 from helpers.bus import BusListener, Daemon, granule_names, nameserver_argv, wait_until
 
 from avoviirscollector import reprocess
-from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
 from avoviirscollector.filenames import parse
+from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
 
 CLI = [sys.executable, "-m", "avoviirscollector.cli"]
 T1 = dt.datetime(2019, 10, 21, 23, 27, 56, 100000)

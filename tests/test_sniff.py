@@ -14,9 +14,9 @@ import pytest
 from helpers.zmq_threads import Publisher
 
 from avoviirscollector import bus, display
-from avoviirscollector.file_messages import file_message_data
 from avoviirscollector.filenames import compose
 from avoviirscollector.netutil import free_port
+from avoviirscollector.pipeline.file_messages import file_message_data
 from avoviirscollector.sniff import parse_queue_state, queue_line, queue_summary, sdr_line
 
 START = dt.datetime(2024, 5, 1, 12, 0, 0, 300000)

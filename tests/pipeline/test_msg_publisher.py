@@ -18,8 +18,8 @@ from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 
 from avoviirscollector import bus
 from avoviirscollector.collector_process import connected
-from avoviirscollector.msg_publisher import is_chatter, legacy_encoding, naive_utc
 from avoviirscollector.netutil import free_port
+from avoviirscollector.pipeline.msg_publisher import is_chatter, legacy_encoding, naive_utc
 
 FILE_DATA = {
     "segment": "SVI05",

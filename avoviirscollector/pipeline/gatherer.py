@@ -38,9 +38,9 @@ from pytroll_collectors.utils import ensure_utc_aware
 
 from avoviirscollector import logs
 from avoviirscollector import settings as settings_module
-from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
 from avoviirscollector.filenames import FilenameError
-from avoviirscollector.recent_files import recent_files
+from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector.pipeline.recent_files import recent_files
 
 log = logging.getLogger("segment_gatherer")
 

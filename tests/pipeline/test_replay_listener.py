@@ -20,7 +20,7 @@ import pytest
 from helpers.bus import SUPERVISORD_HEAD, wait_until
 
 from avoviirscollector import supervisor_client
-from avoviirscollector.replay_listener import (
+from avoviirscollector.pipeline.replay_listener import (
     RestartTracker,
     gatherers_of,
     missing_links,

@@ -18,7 +18,7 @@ import zmq
 from helpers.bus import Daemon, daemon_env, viirscollector, wait_until
 
 from avoviirscollector import bus
-from avoviirscollector.nameserver import REANNOUNCE_SECONDS
+from avoviirscollector.pipeline.nameserver import REANNOUNCE_SECONDS
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import datetime as dt
 
 import pytest
 
-from avoviirscollector.file_messages import file_message_data
 from avoviirscollector.filenames import FilenameError
+from avoviirscollector.pipeline.file_messages import file_message_data
 
 NAME = "GITCO_j01_d20191021_t2327561_e2329203_b10131_c20191021233910734917_cspp_dev.h5"
 

@@ -39,9 +39,9 @@ from pytroll_collectors import helper_functions, trollstalker
 
 from avoviirscollector import logs
 from avoviirscollector import settings as settings_module
-from avoviirscollector.file_messages import file_message_data
 from avoviirscollector.filenames import FilenameError
-from avoviirscollector.recent_files import arrival_time, recent_files
+from avoviirscollector.pipeline.file_messages import file_message_data
+from avoviirscollector.pipeline.recent_files import arrival_time, recent_files
 
 log = logging.getLogger("trollstalker")
 

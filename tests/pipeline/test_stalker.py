@@ -24,10 +24,11 @@ from helpers.bus import (
     wait_until,
 )
 
-from avoviirscollector import bus, filenames, stalker
-from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector import bus, filenames
 from avoviirscollector.netutil import free_port
-from avoviirscollector.recent_files import arrival_time, recent_files
+from avoviirscollector.pipeline import stalker
+from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector.pipeline.recent_files import arrival_time, recent_files
 
 QUIET = 1.0
 

@@ -25,9 +25,10 @@ from helpers.bus import (
     wait_until,
 )
 
-from avoviirscollector import bus, filenames, gatherer
-from avoviirscollector.file_messages import FILE_TOPIC, file_message_data
+from avoviirscollector import bus, filenames
 from avoviirscollector.netutil import connected
+from avoviirscollector.pipeline import gatherer
+from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
 
 GATHERER_INI = REPO / "etc" / "segment_gatherer.ini"
 QUIET = 1.0

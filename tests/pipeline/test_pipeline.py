@@ -31,7 +31,7 @@ from avoviirscollector.collector_process import (
     CollectorProcess,
 )
 from avoviirscollector.netutil import connected
-from avoviirscollector.replay_listener import replay_targets
+from avoviirscollector.pipeline.replay_listener import replay_targets
 from avoviirscollector.synthetic_sdr import make_sdr_file
 
 pytestmark = pytest.mark.system
