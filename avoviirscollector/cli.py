@@ -24,7 +24,7 @@ SUBCOMMANDS = {
     "health": ("health", "exit 0 when every daemon runs and the broker answers"),
     "status": ("status", "one screen: programs, queue, newest file, disk"),
     "sniff": ("sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
-    "task": ("task_client", "ask the broker for one task, as a worker does"),
+    "task": ("broker.task_client", "ask the broker for one task, as a worker does"),
     "demo": ("demo", "run the whole collector against a local GINA stand-in"),
     "gina-standin": ("gina_standin", "serve a local GINA stand-in"),
     "replay-listener": (

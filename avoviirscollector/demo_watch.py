@@ -21,12 +21,12 @@ from pathlib import Path
 import zmq
 
 from avoviirscollector import display
+from avoviirscollector.broker.task_client import BrokerError, BrokerTimeout, TaskClient
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
 from avoviirscollector.filenames import FilenameError, parse
 from avoviirscollector.sniff import SDR_PREFIX, parse_queue_state, queue_summary
-from avoviirscollector.task_client import BrokerError, BrokerTimeout, TaskClient
 
 #: How often an idle demo worker asks again (real workers poll too).
 WORKER_IDLE = 0.2

@@ -183,8 +183,8 @@ def run_workers(
 
 def prepare_queue(directory: Path) -> Path:
     """The 10,000 tasks in a task_broker database, built with the real store."""
-    from avoviirscollector.task_rules import granule_from_message
-    from avoviirscollector.task_store import DB_NAME, TaskStore
+    from avoviirscollector.broker.task_rules import granule_from_message
+    from avoviirscollector.broker.task_store import DB_NAME, TaskStore
 
     path = directory / "template" / DB_NAME
     store = TaskStore(path)

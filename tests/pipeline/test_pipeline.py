@@ -42,7 +42,10 @@ EXPECTED = [
     program
     for program in PROGRAMS
     if program in PIPELINE
-    or (program == "task_broker" and importlib.util.find_spec("avoviirscollector.task_broker"))
+    or (
+        program == "task_broker"
+        and importlib.util.find_spec("avoviirscollector.broker.task_broker")
+    )
     or (program == "supercronic" and importlib.util.find_spec("avoviirscollector.cron"))
 ]
 #: What a restarted program logs once it has looked back at sdr/.

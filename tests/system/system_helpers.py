@@ -14,10 +14,10 @@ import h5py
 from helpers.bus import wait_until  # noqa: F401 - the system tests import it from here
 
 from avoviirscollector import filenames, verify
+from avoviirscollector.broker.task_client import BrokerError, BrokerTimeout, TaskClient
 from avoviirscollector.collector_process import CollectorProcess
 from avoviirscollector.gina_standin import GinaStandin
 from avoviirscollector.synthetic_sdr import make_sdr_file
-from avoviirscollector.task_client import BrokerError, BrokerTimeout, TaskClient
 
 #: Segments of each product (etc/segment_gatherer.ini).
 PRODUCTS = {

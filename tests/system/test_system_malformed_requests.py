@@ -20,7 +20,7 @@ import pytest
 import zmq
 from system_helpers import PRODUCTS, granule_start, land, vm_rss_kb, wait_until, write_granule
 
-from avoviirscollector.task_client import TaskClient, parse_reply
+from avoviirscollector.broker.task_client import TaskClient, parse_reply
 
 pytestmark = pytest.mark.system
 

@@ -15,8 +15,7 @@ from helpers.processes import terminate_then_kill
 from helpers.zmq_threads import SocketThread
 
 from avoviirscollector import bus
-from avoviirscollector.netutil import free_port
-from avoviirscollector.task_client import (
+from avoviirscollector.broker.task_client import (
     BrokerError,
     BrokerTimeout,
     TaskClient,
@@ -25,6 +24,7 @@ from avoviirscollector.task_client import (
     parse_reply,
     task_json,
 )
+from avoviirscollector.netutil import free_port
 
 
 def granule_task(product: str = "tir") -> bus.Message:
@@ -180,7 +180,7 @@ def real_broker(base_dir):
     (base_dir / "state").mkdir()
     log = (base_dir / "task_broker.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-c", "from avoviirscollector.task_broker import main; exit(main())"],
+        [sys.executable, "-c", "from avoviirscollector.broker.task_broker import main; exit(main())"],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from test_task_rules import granule
 
 from avoviirscollector import bus
-from avoviirscollector.task_rules import RuleQueue
-from avoviirscollector.task_store import (
+from avoviirscollector.broker.task_rules import RuleQueue
+from avoviirscollector.broker.task_store import (
     DB_NAME,
     HANDED_OUT_MEMORY,
     TaskStore,

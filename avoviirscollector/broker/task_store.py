@@ -31,7 +31,7 @@ from functools import cached_property
 from pathlib import Path
 
 from avoviirscollector import bus
-from avoviirscollector.task_rules import (
+from avoviirscollector.broker.task_rules import (
     Granule,
     dumps,
     is_replay,

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from avoviirscollector.task_rules import (
+from avoviirscollector.broker.task_rules import (
     MAX_REQUEST_BYTES,
     GranuleError,
     RequestError,

@@ -25,8 +25,8 @@ from helpers.bus import Daemon, nameserver_argv, wait_until
 from helpers.legacy_posttroll import decode_with_posttroll_1_5
 
 from avoviirscollector import bus
+from avoviirscollector.broker.task_store import DB_NAME
 from avoviirscollector.netutil import free_port
-from avoviirscollector.task_store import DB_NAME
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -455,7 +455,11 @@ def test_broker_started_before_the_nameserver_serves_then_subscribes(tmp_path):
 
 
 def test_wal_checkpoint_waits_for_a_quiet_moment_but_not_forever():
-    from avoviirscollector.task_broker import CHECKPOINT_EVERY, CHECKPOINT_IDLE, checkpoint_due
+    from avoviirscollector.broker.task_broker import (
+        CHECKPOINT_EVERY,
+        CHECKPOINT_IDLE,
+        checkpoint_due,
+    )
 
     busy = 100.0  # a request was served just now
     assert not checkpoint_due(now=100.0, last_activity=busy, last_checkpoint=90.0)

@@ -30,14 +30,21 @@ from dataclasses import dataclass, field
 import zmq
 
 from avoviirscollector import bus, logs, settings
-from avoviirscollector.task_rules import (
+from avoviirscollector.broker.task_rules import (
     GranuleError,
     RequestError,
     TaskRequest,
     granule_from_message,
 )
-from avoviirscollector.task_rules import parse_request as parse_task_request
-from avoviirscollector.task_store import DB_NAME, Added, QueueReader, Task, TaskStore, open_store
+from avoviirscollector.broker.task_rules import parse_request as parse_task_request
+from avoviirscollector.broker.task_store import (
+    DB_NAME,
+    Added,
+    QueueReader,
+    Task,
+    TaskStore,
+    open_store,
+)
 
 GRANULE_TOPIC = "/AVO/viirs/granule"
 #: Requests answered under one commit at most.
