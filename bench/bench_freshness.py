@@ -41,10 +41,11 @@ for _name in (
 ):
     os.environ.setdefault(_name, str(free_port()))
 
-from avoviirscollector import crontab_rules, filenames  # noqa: E402
+from avoviirscollector import filenames
 from avoviirscollector.broker.task_client import BrokerTimeout, TaskClient  # noqa: E402
 from avoviirscollector.collector_process import PROGRAMS, CollectorProcess  # noqa: E402
 from avoviirscollector.gina_standin import GinaStandin  # noqa: E402
+from avoviirscollector.jobs import crontab_rules  # noqa: E402
 from avoviirscollector.synthetic_sdr import ALL_SEGMENTS, GRANULE_SECONDS, make_sdr_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent

@@ -46,7 +46,7 @@ EXPECTED = [
         program == "task_broker"
         and importlib.util.find_spec("avoviirscollector.broker.task_broker")
     )
-    or (program == "supercronic" and importlib.util.find_spec("avoviirscollector.cron"))
+    or (program == "supercronic" and importlib.util.find_spec("avoviirscollector.jobs.cron"))
 ]
 #: What a restarted program logs once it has looked back at sdr/.
 LOOK_BACK = {"trollstalker": "catch-up:", **{g: "replay:" for g in GATHERERS}}

@@ -1,7 +1,7 @@
 """Crontab parsing with supercronic's rules, and when a job runs next. No I/O.
 
 The container runs the crontab with supercronic; a machine without it runs the same
-file with :mod:`avoviirscollector.cron`. Both must read every line the same way, so
+file with :mod:`avoviirscollector.jobs.cron`. Both must read every line the same way, so
 this module follows supercronic's parser (``crontab/crontab.go``):
 
 - blank lines and lines starting with ``#`` are ignored;

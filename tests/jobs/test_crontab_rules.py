@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from avoviirscollector import crontab_rules
-from avoviirscollector.crontab_rules import CrontabError, parse, parse_job_line
+from avoviirscollector.jobs import crontab_rules
+from avoviirscollector.jobs.crontab_rules import CrontabError, parse, parse_job_line
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, 5, tzinfo=dt.UTC)
 

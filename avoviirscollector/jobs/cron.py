@@ -6,7 +6,7 @@ reach, so where it is missing the same crontab runs here instead of leaving a FA
 supervisord program behind. The runner keeps the supercronic semantics that matter
 to the collector:
 
-- the crontab is read with supercronic's rules (:mod:`avoviirscollector.crontab_rules`);
+- the crontab is read with supercronic's rules (:mod:`avoviirscollector.jobs.crontab_rules`);
 - a job never overlaps itself: a run that outlasts its next slot makes the runner
   skip to the first slot after it ends, with a warning (supercronic does the same);
 - jobs inherit the environment (plus the crontab's ``NAME=value`` lines) and run
@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from avoviirscollector import crontab_rules
+from avoviirscollector.jobs import crontab_rules
 
 log = logging.getLogger("cron")
 

@@ -1,6 +1,6 @@
 """``viirscollector cleanup [--dry-run]``: delete what is older than VIIRS_RETENTION days.
 
-The rules live in :mod:`avoviirscollector.retention`; this module scans, asks the
+The rules live in :mod:`avoviirscollector.jobs.retention`; this module scans, asks the
 rules, and deletes. How it stays safe:
 
 - It scans with ``os.scandir`` and ``lstat`` only: a symbolic link is an entry like
@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path, PurePosixPath
 
-from avoviirscollector import retention
+from avoviirscollector.jobs import retention
 from avoviirscollector.settings import LAYOUT
 
 log = logging.getLogger("cleanup")

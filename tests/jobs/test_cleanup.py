@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from avoviirscollector import cleanup, retention
+from avoviirscollector.jobs import cleanup, retention
 
 CLI = [sys.executable, "-m", "avoviirscollector.cli"]
 FIXTURES = Path(__file__).parent / "fixtures"

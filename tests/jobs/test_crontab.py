@@ -14,11 +14,12 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from avoviirscollector import cli, crontab_rules, synthetic_sdr
+from avoviirscollector import cli, synthetic_sdr
 from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector.jobs import crontab_rules
 from avoviirscollector.tle_standin import TleStandin
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CRONTAB = REPO / "crontab"
 MIDNIGHT = dt.datetime(2024, 3, 1, 0, 0, tzinfo=dt.UTC)
 

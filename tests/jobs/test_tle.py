@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from avoviirscollector import tle
+from avoviirscollector.jobs import tle
 from avoviirscollector.tle_standin import TleStandin, element_set, sample_elements
 
 EPOCH = dt.datetime(2024, 3, 2, tzinfo=dt.UTC)

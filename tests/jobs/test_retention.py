@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from avoviirscollector.retention import DAY_SECONDS, Entry, Kind, plan
+from avoviirscollector.jobs.retention import DAY_SECONDS, Entry, Kind, plan
 from avoviirscollector.settings import LAYOUT
 
 NOW = 1_700_000_000.0
