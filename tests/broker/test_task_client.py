@@ -179,8 +179,9 @@ def real_broker(base_dir):
     env = dict(os.environ, VIIRS_BASE_DIR=str(base_dir), **ports)
     (base_dir / "state").mkdir()
     log = (base_dir / "task_broker.log").open("w")
+    program = "from avoviirscollector.broker.task_broker import main; exit(main())"
     process = subprocess.Popen(
-        [sys.executable, "-c", "from avoviirscollector.broker.task_broker import main; exit(main())"],
+        [sys.executable, "-c", program],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )  # fmt: skip
     try:
