@@ -48,7 +48,7 @@ for _name in (
     os.environ.setdefault(_name, str(free_port()))
 
 from avoviirscollector import bus, filenames  # noqa: E402
-from avoviirscollector.collector_process import (  # noqa: E402
+from avoviirscollector.operator.collector_process import (  # noqa: E402
     GATHERERS,
     PIPELINE,
     CollectorProcess,

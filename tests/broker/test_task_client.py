@@ -173,7 +173,7 @@ def test_task_json_turns_datetimes_into_iso_text():
 @pytest.fixture
 def real_broker(base_dir):
     """The real task_broker on free ports, with an empty queue in a temporary base."""
-    from avoviirscollector.sniff import receive
+    from avoviirscollector.operator.sniff import receive
 
     ports = {"VIIRS_TASK_PORT": str(free_port()), "VIIRS_STATE_PORT": str(free_port())}
     env = dict(os.environ, VIIRS_BASE_DIR=str(base_dir), **ports)

@@ -17,8 +17,8 @@ from helpers.bus import Daemon, ZmqReader, daemon_env, nameserver_argv, wait_unt
 from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 
 from avoviirscollector import bus
-from avoviirscollector.collector_process import connected
 from avoviirscollector.netutil import free_port
+from avoviirscollector.operator.collector_process import connected
 from avoviirscollector.pipeline.msg_publisher import is_chatter, legacy_encoding, naive_utc
 
 FILE_DATA = {

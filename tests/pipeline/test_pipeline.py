@@ -24,13 +24,13 @@ from helpers.bus import PRODUCTS, REPO, BusListener, ZmqReader, wait_until
 from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 
 from avoviirscollector import bus
-from avoviirscollector.collector_process import (
+from avoviirscollector.netutil import connected
+from avoviirscollector.operator.collector_process import (
     GATHERERS,
     PIPELINE,
     PROGRAMS,
     CollectorProcess,
 )
-from avoviirscollector.netutil import connected
 from avoviirscollector.pipeline.replay_listener import replay_targets
 from avoviirscollector.synthetic_sdr import make_sdr_file
 

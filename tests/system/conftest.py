@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from avoviirscollector.collector_process import PROGRAMS, CollectorProcess
 from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from system_helpers import (
     wait_until,
 )
 
-from avoviirscollector.collector_process import PIPELINE
+from avoviirscollector.operator.collector_process import PIPELINE
 from avoviirscollector.synthetic_sdr import make_sdr_file
 
 pytestmark = pytest.mark.system

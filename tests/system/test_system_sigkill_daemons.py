@@ -30,7 +30,7 @@ from system_helpers import (
     write_granule,
 )
 
-from avoviirscollector.collector_process import GATHERERS
+from avoviirscollector.operator.collector_process import GATHERERS
 
 pytestmark = pytest.mark.system
 

@@ -30,10 +30,11 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avoviirscollector import display, supervisor_client
 from avoviirscollector import settings as settings_module
-from avoviirscollector.collector_process import PROGRAMS, CollectorError, CollectorProcess
-from avoviirscollector.demo_watch import (
+from avoviirscollector import supervisor_client
+from avoviirscollector.operator import display
+from avoviirscollector.operator.collector_process import PROGRAMS, CollectorError, CollectorProcess
+from avoviirscollector.operator.demo_watch import (
     Console,
     DemoWorker,
     DownloadProgress,

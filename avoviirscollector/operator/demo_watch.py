@@ -20,13 +20,13 @@ from pathlib import Path
 
 import zmq
 
-from avoviirscollector import display
 from avoviirscollector.broker.task_client import BrokerError, BrokerTimeout, TaskClient
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
 from avoviirscollector.filenames import FilenameError, parse
-from avoviirscollector.sniff import SDR_PREFIX, parse_queue_state, queue_summary
+from avoviirscollector.operator import display
+from avoviirscollector.operator.sniff import SDR_PREFIX, parse_queue_state, queue_summary
 
 #: How often an idle demo worker asks again (real workers poll too).
 WORKER_IDLE = 0.2

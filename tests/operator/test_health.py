@@ -21,9 +21,9 @@ import zmq
 from helpers.bus import SUPERVISORD_HEAD, wait_until
 from helpers.processes import terminate_then_kill
 
-from avoviirscollector import health
-from avoviirscollector.collector_process import PROGRAMS, CollectorProcess
 from avoviirscollector.netutil import free_port
+from avoviirscollector.operator import health
+from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess
 
 CLI = [sys.executable, "-m", "avoviirscollector.cli"]
 

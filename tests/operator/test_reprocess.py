@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from helpers.bus import BusListener, Daemon, granule_names, nameserver_argv, wait_until
 
-from avoviirscollector import reprocess
 from avoviirscollector.filenames import parse
+from avoviirscollector.operator import reprocess
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
 
 CLI = [sys.executable, "-m", "avoviirscollector.cli"]

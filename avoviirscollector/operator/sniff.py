@@ -20,10 +20,10 @@ from collections.abc import Iterator
 
 import zmq
 
-from avoviirscollector import display
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
+from avoviirscollector.operator import display
 
 SDR_PREFIX = "pytroll://AVO/viirs/sdr"
 #: 19191 publishes every second; --length waits a few of those by default.

@@ -18,7 +18,7 @@ from helpers.processes import terminate_then_kill
 from helpers.zmq_threads import Publisher
 
 from avoviirscollector.netutil import free_port
-from avoviirscollector.status import (
+from avoviirscollector.operator.status import (
     MIRROR_LAST_RUN,
     Disk,
     MirrorRun,

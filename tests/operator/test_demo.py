@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from avoviirscollector.collector_process import PROGRAMS
-from avoviirscollector.demo import (
+from avoviirscollector.filenames import compose
+from avoviirscollector.netutil import free_port
+from avoviirscollector.operator.collector_process import PROGRAMS
+from avoviirscollector.operator.demo import (
     COLLECTOR_PORTS,
     MARKER,
     DemoError,
@@ -26,8 +28,6 @@ from avoviirscollector.demo import (
     product_segments,
     summary,
 )
-from avoviirscollector.filenames import compose
-from avoviirscollector.netutil import free_port
 
 INI = """
 [viirs_tir]

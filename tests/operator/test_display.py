@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from avoviirscollector.display import duration, size, stamp, utc_naive
+from avoviirscollector.operator.display import duration, size, stamp, utc_naive
 
 
 def test_durations_use_the_largest_two_units_that_matter():

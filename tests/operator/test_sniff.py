@@ -13,11 +13,12 @@ import time
 import pytest
 from helpers.zmq_threads import Publisher
 
-from avoviirscollector import bus, display
+from avoviirscollector import bus
 from avoviirscollector.filenames import compose
 from avoviirscollector.netutil import free_port
+from avoviirscollector.operator import display
+from avoviirscollector.operator.sniff import parse_queue_state, queue_line, queue_summary, sdr_line
 from avoviirscollector.pipeline.file_messages import file_message_data
-from avoviirscollector.sniff import parse_queue_state, queue_line, queue_summary, sdr_line
 
 START = dt.datetime(2024, 5, 1, 12, 0, 0, 300000)
 NAME = compose("SVI05", "j01", START, START + dt.timedelta(seconds=85), 33123, START)

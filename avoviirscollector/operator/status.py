@@ -21,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avoviirscollector import display, supervisor_client
+from avoviirscollector import supervisor_client
+from avoviirscollector.operator import display
 
 #: What the collector writes per day (README): disk figures are compared with it.
 BYTES_PER_DAY = 36e9
@@ -127,7 +128,7 @@ def render_queue(queue: dict | Unreadable) -> str:
     """The broker's latest 19191 state."""
     if isinstance(queue, Unreadable):
         return f"queue:    {queue}"
-    from avoviirscollector.sniff import queue_summary
+    from avoviirscollector.operator.sniff import queue_summary
 
     return f"queue:    {queue_summary(queue)}"
 
@@ -250,7 +251,7 @@ def read_queue(endpoint: str, timeout: float = QUEUE_TIMEOUT) -> dict:
     """The first 19191 state that arrives within ``timeout``."""
     import zmq
 
-    from avoviirscollector.sniff import Silence, parse_queue_state, receive
+    from avoviirscollector.operator.sniff import Silence, parse_queue_state, receive
 
     try:
         for frames in receive(endpoint, "", timeout, 1):
@@ -354,8 +355,8 @@ def gather(base_dir: Path, state_endpoint: str, socket_path: Path, retention: in
 
 def main(argv: list[str] | None = None) -> int:
     """Print the screen; 0 when all is well, 1 when something needs a look."""
+    from avoviirscollector.operator.sniff import port_number
     from avoviirscollector.settings import load_or_exit
-    from avoviirscollector.sniff import port_number
 
     settings = load_or_exit()
     p = argparse.ArgumentParser(
