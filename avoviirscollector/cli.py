@@ -26,7 +26,7 @@ SUBCOMMANDS = {
     "sniff": ("operator.sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
     "task": ("broker.task_client", "ask the broker for one task, as a worker does"),
     "demo": ("operator.demo", "run the whole collector against a local GINA stand-in"),
-    "gina-standin": ("gina_standin", "serve a local GINA stand-in"),
+    "gina-standin": ("standins.gina", "serve a local GINA stand-in"),
     "replay-listener": (
         "pipeline.replay_listener",
         "supervisord event listener: gatherers replay sdr/ after a restart (daemon)",

@@ -227,7 +227,7 @@ TABLE = (
 
 
 def one_big_file(scratch: Path, runs: int, peers: bool) -> str:
-    from avoviirscollector import synthetic_sdr
+    from avoviirscollector.standins import synthetic_sdr
 
     directory = scratch / "s1"
     files = [synthetic_sdr.make_sdr_file(directory, "GITCO", "npp", START, size=200_000_000)]
@@ -255,7 +255,7 @@ def one_big_file(scratch: Path, runs: int, peers: bool) -> str:
 
 
 def many_files(scratch: Path, runs: int, peers: bool) -> str:
-    from avoviirscollector import synthetic_sdr
+    from avoviirscollector.standins import synthetic_sdr
 
     directory = scratch / "s2"
     bands = synthetic_sdr.MODERATE_SEGMENTS
@@ -337,7 +337,7 @@ def peak_rss(command: list[str], env=None) -> tuple[float, float]:
 
 
 def big_memory(scratch: Path, runs: int, peers: bool) -> str:
-    from avoviirscollector import synthetic_sdr
+    from avoviirscollector.standins import synthetic_sdr
 
     directory = scratch / "s3"
     files = [synthetic_sdr.make_sdr_file(directory, "GITCO", "npp", START, size=1_000_000_000)]

@@ -43,10 +43,10 @@ for _name in (
 
 from avoviirscollector import filenames
 from avoviirscollector.broker.task_client import BrokerTimeout, TaskClient  # noqa: E402
-from avoviirscollector.gina_standin import GinaStandin  # noqa: E402
 from avoviirscollector.jobs import crontab_rules  # noqa: E402
 from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess  # noqa: E402
-from avoviirscollector.synthetic_sdr import ALL_SEGMENTS, GRANULE_SECONDS, make_sdr_file  # noqa: E402
+from avoviirscollector.standins.gina import GinaStandin  # noqa: E402
+from avoviirscollector.standins.synthetic_sdr import ALL_SEGMENTS, GRANULE_SECONDS, make_sdr_file  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 PRODUCTS = ("tir", "vis", "btd", "mir")

@@ -11,7 +11,7 @@ import pytest
 
 from avoviirscollector import settings as settings_module
 from avoviirscollector.netutil import free_port
-from avoviirscollector.smtp_standin import SmtpStandin
+from avoviirscollector.standins.smtp import SmtpStandin
 
 #: Variables a developer's shell might export that would leak into tests.
 _COLLECTOR_VARIABLES = (

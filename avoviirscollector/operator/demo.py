@@ -227,8 +227,8 @@ def make_pass(directory: Path, now: dt.datetime | None = None) -> list[Path]:
     start at the same time; the segment_gatherers group files by start time, and
     granules of two platforms starting within seconds would be mixed up.
     """
-    from avoviirscollector.synthetic_sdr import ALL_SEGMENTS
-    from avoviirscollector.synthetic_sdr import make_pass as write_pass
+    from avoviirscollector.standins.synthetic_sdr import ALL_SEGMENTS
+    from avoviirscollector.standins.synthetic_sdr import make_pass as write_pass
 
     now = (now or display.now()).replace(microsecond=0)
     files = []

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from croniter import croniter
 
-from avoviirscollector import cli, synthetic_sdr
-from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector import cli
 from avoviirscollector.jobs import crontab_rules
-from avoviirscollector.tle_standin import TleStandin
+from avoviirscollector.standins import synthetic_sdr
+from avoviirscollector.standins.celestrak import TleStandin
+from avoviirscollector.standins.gina import GinaStandin
 
 REPO = Path(__file__).resolve().parents[2]
 CRONTAB = REPO / "crontab"

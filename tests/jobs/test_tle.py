@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from avoviirscollector.jobs import tle
-from avoviirscollector.tle_standin import TleStandin, element_set, sample_elements
+from avoviirscollector.standins.celestrak import TleStandin, element_set, sample_elements
 
 EPOCH = dt.datetime(2024, 3, 2, tzinfo=dt.UTC)
 CLI = [sys.executable, "-m", "avoviirscollector.cli"]

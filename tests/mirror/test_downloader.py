@@ -7,9 +7,10 @@ import time
 
 import pytest
 
-from avoviirscollector import synthetic_sdr, verify
-from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector import verify
 from avoviirscollector.mirror.downloader import Downloader, FileTask, Options, Plan
+from avoviirscollector.standins import synthetic_sdr
+from avoviirscollector.standins.gina import GinaStandin
 
 START = dt.datetime(2024, 3, 1, 10, 0, 0)
 FAST = Options(connections=4, min_split=64 * 1024, backoff_base=0.01, backoff_max=0.05)

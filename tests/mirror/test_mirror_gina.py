@@ -13,13 +13,14 @@ from pathlib import Path
 import h5py
 import pytest
 
-from avoviirscollector import synthetic_sdr, verify
-from avoviirscollector.gina_standin import GinaStandin
+from avoviirscollector import verify
 from avoviirscollector.mirror import failure_memory
 from avoviirscollector.mirror.downloader import Options
 from avoviirscollector.mirror.failure_memory import FailureMemory
 from avoviirscollector.mirror.gina_catalog import Queue
 from avoviirscollector.mirror.mirror_gina import QueueLock, QueueRun
+from avoviirscollector.standins import synthetic_sdr
+from avoviirscollector.standins.gina import GinaStandin
 
 QUEUES = """
 queues:

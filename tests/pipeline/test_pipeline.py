@@ -32,7 +32,7 @@ from avoviirscollector.operator.collector_process import (
     CollectorProcess,
 )
 from avoviirscollector.pipeline.replay_listener import replay_targets
-from avoviirscollector.synthetic_sdr import make_sdr_file
+from avoviirscollector.standins.synthetic_sdr import make_sdr_file
 
 pytestmark = pytest.mark.system
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from avoviirscollector.gina_standin import GinaStandin
 from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess
+from avoviirscollector.standins.gina import GinaStandin
 
 
 @pytest.fixture

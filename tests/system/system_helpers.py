@@ -15,9 +15,9 @@ from helpers.bus import wait_until  # noqa: F401 - the system tests import it fr
 
 from avoviirscollector import filenames, verify
 from avoviirscollector.broker.task_client import BrokerError, BrokerTimeout, TaskClient
-from avoviirscollector.gina_standin import GinaStandin
 from avoviirscollector.operator.collector_process import CollectorProcess
-from avoviirscollector.synthetic_sdr import make_sdr_file
+from avoviirscollector.standins.gina import GinaStandin
+from avoviirscollector.standins.synthetic_sdr import make_sdr_file
 
 #: Segments of each product (etc/segment_gatherer.ini).
 PRODUCTS = {

@@ -31,7 +31,7 @@ from system_helpers import (
 )
 
 from avoviirscollector.operator.collector_process import PIPELINE
-from avoviirscollector.synthetic_sdr import make_sdr_file
+from avoviirscollector.standins.synthetic_sdr import make_sdr_file
 
 pytestmark = pytest.mark.system
 

@@ -24,7 +24,7 @@ from system_helpers import (
     wait_until,
 )
 
-from avoviirscollector import synthetic_sdr
+from avoviirscollector.standins import synthetic_sdr
 
 pytestmark = pytest.mark.system
 

@@ -20,7 +20,7 @@ import re
 import pytest
 from system_helpers import assert_sdr_holds_only_verified_files, run_mirror
 
-from avoviirscollector import synthetic_sdr
+from avoviirscollector.standins import synthetic_sdr
 
 pytestmark = pytest.mark.system
 

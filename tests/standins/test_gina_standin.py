@@ -16,9 +16,9 @@ from urllib.parse import urlencode
 import h5py
 import pytest
 
-from avoviirscollector import synthetic_sdr
-from avoviirscollector.gina_standin import GinaStandin, parse_range
 from avoviirscollector.netutil import free_port
+from avoviirscollector.standins import synthetic_sdr
+from avoviirscollector.standins.gina import GinaStandin, parse_range
 
 START = dt.datetime(2024, 3, 1, 10, 0, 0)
 

@@ -11,7 +11,7 @@ static web server do), and can misbehave on request (:attr:`TleStandin.fault`):
 - ``"stall"``: sends the headers, then nothing for :attr:`stall_seconds`.
 
 With ``certfile``/``keyfile`` it speaks HTTPS, to test a custom CA bundle.
-``python -m avoviirscollector.tle_standin`` serves sample elements until Ctrl-C.
+``python -m avoviirscollector.standins.celestrak`` serves sample elements until Ctrl-C.
 """
 
 from __future__ import annotations
