@@ -1,8 +1,9 @@
-"""Small network helpers shared by stand-ins, programs and tests: a free port, and whether
-one process is connected to another (Linux /proc)."""
+"""Small network helpers shared by stand-ins, programs and tests: a free port, a --port
+option's type, and whether one process is connected to another (Linux /proc)."""
 
 from __future__ import annotations
 
+import argparse
 import os
 import socket
 from pathlib import Path
@@ -60,3 +61,14 @@ def _owned(sockets: dict[int, int], pid: int | None) -> list[int]:
             if inode in sockets:
                 found.append(sockets[inode])
     return found
+
+
+def port_number(text: str) -> int:
+    """argparse type of the operator commands' --port options."""
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
+    return port

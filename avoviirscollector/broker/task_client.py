@@ -21,7 +21,7 @@ import zmq
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
-from avoviirscollector.operator.sniff import port_number
+from avoviirscollector.netutil import port_number
 
 DEFAULT_TIMEOUT = 5.0
 #: The broker answers a request it cannot use with a reply starting with this.

@@ -23,6 +23,7 @@ import zmq
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
+from avoviirscollector.netutil import port_number
 from avoviirscollector.operator import display
 
 SDR_PREFIX = "pytroll://AVO/viirs/sdr"
@@ -155,17 +156,6 @@ def sniff_queue(endpoint: str, timeout: float | None, count: int | None, length:
 
 
 # ----------------------------------------------------------------- command line
-
-
-def port_number(text: str) -> int:
-    """argparse type of the operator commands' --port options."""
-    try:
-        port = int(text)
-    except ValueError:
-        port = 0
-    if not 0 < port < 65536:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (1-65535)")
-    return port
 
 
 def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.ArgumentParser:

@@ -355,7 +355,7 @@ def gather(base_dir: Path, state_endpoint: str, socket_path: Path, retention: in
 
 def main(argv: list[str] | None = None) -> int:
     """Print the screen; 0 when all is well, 1 when something needs a look."""
-    from avoviirscollector.operator.sniff import port_number
+    from avoviirscollector.netutil import port_number
     from avoviirscollector.settings import load_or_exit
 
     settings = load_or_exit()
