@@ -10,39 +10,29 @@ that is down costs one warning on stderr, never a blocked or crashed program.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
-import re
+import os
 import smtplib
 import socket
 import sys
 import threading
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
+from avoviirscollector.redaction import redact
 from avoviirscollector.settings import Settings
+
+__all__ = ["MailHandler", "UTCFormatter", "mail_note", "redact", "setup"]
 
 #: Records kept for one mail; beyond this only a count is mailed.
 MAX_BATCH = 200
 #: Seconds a daemon waits after a first error so one burst becomes one mail.
 BURST_SECONDS = 5.0
 SMTP_TIMEOUT = 10.0
-
-_SECRET_PATTERNS = (
-    # scheme://user:password@host
-    (re.compile(r"(?P<keep>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@\s/]+@", re.I), r"\g<keep>***@"),
-    # password=..., token=..., apikey=... in queries and key=value text
-    (
-        re.compile(r"(?P<keep>\b(?:pass(?:word|wd)?|token|secret|api_?key|auth)=)[^&\s\"']+", re.I),
-        r"\g<keep>***",
-    ),
-)
-
-
-def redact(text: str) -> str:
-    """Hide credentials that may ride along in URLs or key=value text."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
-    return text
+#: Seconds before a failed mail is tried again; doubles per failure, up to the mail interval.
+RETRY_SECONDS = 60.0
 
 
 class UTCFormatter(logging.Formatter):
@@ -63,12 +53,89 @@ class UTCFormatter(logging.Formatter):
         return redact(super().format(record))
 
 
+class MailSpool:
+    """The mail record of one program, kept in ``state/mail/<program>.json``.
+
+    Records that could not be mailed wait here, with when the send failed, why, and when
+    it is tried again; the next run of a cron job (or the daemon's next timer) sends them.
+    So a mail server that is down loses no alert, and a program can say truthfully what
+    became of its mail (:func:`mail_note`). Without a writable state directory the spool
+    lives in memory only, and the warning says the records are not kept.
+    """
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.memory: dict = {}
+
+    def load(self) -> dict:
+        """The record: pending, dropped, last_sent, failed_at, error, attempts, next_attempt."""
+        if self.path is None:
+            return dict(self.memory)
+        try:
+            state = json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return dict(self.memory)
+        return state if isinstance(state, dict) else {}
+
+    def save(self, state: dict) -> str | None:
+        """Store it atomically, readable by its owner only; None, or why it could not."""
+        self.memory = dict(state)
+        if self.path is None:
+            return "no state directory"
+        try:
+            self.path.parent.mkdir(exist_ok=True)  # in state/, never a layout of its own
+            temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as stream:
+                json.dump(state, stream)
+            os.replace(temporary, self.path)
+        except OSError as error:
+            return f"cannot write {self.path}: {error.strerror or error}"
+        return None
+
+
+def spool_path(settings: Settings, program: str) -> Path:
+    """Where ``program`` keeps its unsent error mail and its last delivery result."""
+    return settings.state_dir / "mail" / f"{program}.json"
+
+
+def _clock(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))
+
+
+def mail_note(settings: Settings, program: str, reminder_minutes: int | None = None) -> str:
+    """What became of ``program``'s error mail, for a line that would say "already mailed".
+
+    Not configured, mailed (and when), or failed (why, and when it is tried again): an
+    operator reading the log at 3 a.m. must not believe a mail went out that did not.
+    """
+    if not settings.mail_enabled:
+        return "error mails are off: MAILHOST, LOG_SENDER and LOG_RECIPIENT are not all set"
+    state = MailSpool(spool_path(settings, program)).load()
+    reminder = (
+        ""
+        if reminder_minutes is None
+        else (f"; the next reminder is mailed after {reminder_minutes} minutes")
+    )
+    if state.get("failed_at"):
+        return (
+            f"the error mail could not be sent at {_clock(state['failed_at'])} "
+            f"({state.get('error') or 'unknown error'}); {len(state.get('pending') or [])} "
+            f"record(s) kept, tried again after {_clock(state.get('next_attempt') or 0)}"
+        )
+    if state.get("last_sent"):
+        return f"mailed at {_clock(state['last_sent'])}{reminder}"
+    return f"the error mail is sent when this run ends{reminder}"
+
+
 class MailHandler(logging.Handler):
     """Collect ERROR records and send them as one mail per batch.
 
     ``interval`` None means one mail per run (sent by :meth:`flush` at exit);
     a number of seconds means a daemon: the first error is mailed after a short
-    burst window, later ones at most once per interval.
+    burst window, later ones at most once per interval. A failed send keeps the
+    records in the spool and tries again after :data:`RETRY_SECONDS` (doubling up to
+    the mail interval); any failure, whatever its kind, is one warning line on stderr.
     """
 
     def __init__(
@@ -77,6 +144,7 @@ class MailHandler(logging.Handler):
         settings: Settings,
         interval: float | None,
         burst: float = BURST_SECONDS,
+        spool: Path | None = None,
     ):
         super().__init__(level=logging.ERROR)
         self.burst = burst
@@ -84,6 +152,7 @@ class MailHandler(logging.Handler):
         self.settings = settings
         self.interval = interval
         self.host = socket.gethostname()
+        self.spool = MailSpool(spool)
         self._records: list[str] = []
         self._dropped = 0
         self._last_sent = float("-inf")
@@ -102,11 +171,15 @@ class MailHandler(logging.Handler):
                 self._records.append(text)
             else:
                 self._dropped += 1
-            if self.interval is not None and self._timer is None:
-                due = max(self.burst, self._last_sent + self.interval - time.monotonic())
-                self._timer = threading.Timer(due, self._timed_flush)
-                self._timer.daemon = True
-                self._timer.start()
+            if self.interval is not None:
+                self._schedule(self._last_sent + self.interval - time.monotonic())
+
+    def _schedule(self, delay: float) -> None:
+        """Start the daemon's send timer unless one runs (call with self.lock held)."""
+        if self._timer is None:
+            self._timer = threading.Timer(max(self.burst, delay), self._timed_flush)
+            self._timer.daemon = True
+            self._timer.start()
 
     def _timed_flush(self):
         with self.lock:
@@ -114,40 +187,86 @@ class MailHandler(logging.Handler):
         self.flush()
 
     def flush(self):
-        """Send what has been collected, if anything."""
+        """Send what has been collected plus what an earlier failed send kept, if anything."""
         with self.lock:
             records, dropped = self._records, self._dropped
             self._records, self._dropped = [], 0
-        if not records:
-            return
         with self._send_lock:
+            state = self.spool.load()
+            pending = list(state.get("pending") or []) + records
+            dropped += int(state.get("dropped") or 0) + max(0, len(pending) - MAX_BATCH)
+            pending = pending[:MAX_BATCH]
+            if not pending:
+                return
+            now = time.time()
+            if state.get("next_attempt") and now < state["next_attempt"]:
+                self._keep(state, pending, dropped, now, None, quiet=not records)
+                return
             self._last_sent = time.monotonic()
-            self._send(records, dropped)
+            error = self._send(pending, dropped)
+            if error is None:
+                self.spool.save({"last_sent": now})
+            else:
+                self._keep(state, pending, dropped, now, error)
 
-    def _send(self, records: list[str], dropped: int):
-        settings = self.settings
-        mail = EmailMessage()
-        count = len(records) + dropped
-        mail["Subject"] = (
-            f"[avoviirscollector] {self.program} on {self.host}: "
-            f"{count} error{'s' if count != 1 else ''}"
+    def _keep(
+        self, state: dict, pending: list[str], dropped: int, now: float, error, quiet=False
+    ) -> None:
+        """Keep unsent records for a later try; one warning line says so (never a mail),
+        unless ``quiet``: a run that added nothing to what waits does not repeat it."""
+        attempts = int(state.get("attempts") or 0) + (error is not None)
+        ceiling = self.settings.mail_interval_minutes * 60.0
+        retry = (
+            state.get("next_attempt")
+            if error is None
+            else (now + min(RETRY_SECONDS * 2 ** max(attempts - 1, 0), ceiling))
         )
-        mail["From"] = settings.log_sender
-        mail["To"] = ", ".join(settings.log_recipients)
-        body = "\n".join(records)
-        if dropped:
-            body += f"\n... and {dropped} more error records, see the program's log."
-        mail.set_content(body + "\n")
+        kept = {
+            "pending": pending, "dropped": dropped, "attempts": attempts, "next_attempt": retry,
+            "failed_at": now if error is not None else state.get("failed_at", now),
+            "error": error if error is not None else state.get("error"),
+        }  # fmt: skip
+        problem = self.spool.save(kept)
+        count = len(pending) + dropped
+        where = f"{self.settings.mailhost}:{self.settings.mailport}"
+        if error is None:
+            what = f"{count} error record(s) wait for the mail server {where} (it failed earlier)"
+        else:
+            what = f"could not mail {count} error record(s) via {where}: {error}"
+        when = "the first run after" if self.interval is None else "at"
+        outcome = (
+            f"kept, tried again {when} {_clock(retry)}"
+            if problem is None or self.interval is not None
+            else f"NOT kept ({problem}): they are lost"
+        )
+        # Straight to stderr: logging it would queue another mail.
+        if not quiet:
+            sys.stderr.write(f"{_clock(now)} {self.program} WARNING {redact(what)}; {outcome}\n")
+        if self.interval is not None:
+            with self.lock:
+                self._schedule(retry - now)
+
+    def _send(self, records: list[str], dropped: int) -> str | None:
+        """Mail the records; None when sent, else why not (any exception: one line)."""
+        settings = self.settings
+        count = len(records) + dropped
         try:
+            mail = EmailMessage()
+            mail["Subject"] = (
+                f"[avoviirscollector] {self.program} on {self.host}: "
+                f"{count} error{'s' if count != 1 else ''}"
+            )
+            mail["From"] = settings.log_sender
+            mail["To"] = ", ".join(settings.log_recipients)
+            body = "\n".join(records)
+            if dropped:
+                body += f"\n... and {dropped} more error records, see the program's log."
+            mail.set_content(body + "\n")
             with smtplib.SMTP(settings.mailhost, settings.mailport, timeout=SMTP_TIMEOUT) as smtp:
                 smtp.send_message(mail)
-        except (OSError, smtplib.SMTPException) as error:
-            # Straight to stderr: logging it would queue another mail.
-            sys.stderr.write(
-                f"{time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} {self.program} WARNING "
-                f"could not mail {count} error record(s) via "
-                f"{settings.mailhost}:{settings.mailport}: {error}\n"
-            )
+        except Exception as error:  # a mail problem must never stop or crash the program
+            return f"{type(error).__name__}: {error}".splitlines()[0][:300]
+        return None
 
     def close(self):
         """Cancel a pending timer and send the rest."""
@@ -176,7 +295,7 @@ def setup(program: str, settings: Settings, *, daemon: bool = False) -> logging.
     root.addHandler(stream)
     if settings.mail_enabled:
         interval = settings.mail_interval_minutes * 60.0 if daemon else None
-        mailer = MailHandler(program, settings, interval)
+        mailer = MailHandler(program, settings, interval, spool=spool_path(settings, program))
         mailer.setFormatter(formatter)
         root.addHandler(mailer)
         atexit.register(mailer.close)

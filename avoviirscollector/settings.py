@@ -8,10 +8,13 @@ reading a traceback. Everything else in the package takes a :class:`Settings`.
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from avoviirscollector.redaction import redact
 
 #: Directories below the base directory that ``viirscollector run`` creates.
 LAYOUT = ("sdr", "tmp", "log", "elements", "state")
@@ -28,8 +31,10 @@ class SettingsError(ValueError):
     """A variable holds a value the collector cannot use."""
 
     def __init__(self, name: str, value: str, allowed: str):
-        self.name, self.value, self.allowed = name, value, allowed
-        super().__init__(f"{name}={value!r} is not valid: expected {allowed}")
+        # The value is shown redacted: a mistyped GINA_URL must not print its password on
+        # stderr (supervisord's log, `docker logs`); repr() keeps a CR or LF on one line.
+        self.name, self.value, self.allowed = name, redact(value), allowed
+        super().__init__(f"{name}={self.value!r} is not valid: expected {allowed}")
 
 
 @dataclass(frozen=True)
@@ -86,8 +91,15 @@ class Settings:
         return bool(self.mailhost and self.log_sender and self.log_recipients)
 
 
+#: Control characters (CR, LF, NUL, ...): in LOG_SENDER or LOG_RECIPIENT they would inject
+#: mail headers, in any other value they are a paste error; no setting may hold one.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _text(env: Mapping[str, str], name: str) -> str | None:
     value = env.get(name, "").strip()
+    if _CONTROL.search(value):
+        raise SettingsError(name, value, "a value without control characters (CR, LF, tab, ...)")
     return value or None
 
 
@@ -118,9 +130,19 @@ def _url(env: Mapping[str, str], name: str, default: str) -> str:
     raw = _text(env, name)
     if raw is None:
         return default
-    if not raw.startswith(("http://", "https://")):
-        raise SettingsError(name, raw, "an http:// or https:// URL")
+    if not raw.startswith(("http://", "https://")) or any(c.isspace() for c in raw):
+        raise SettingsError(name, _without_userinfo(raw), "an http:// or https:// URL")
     return raw
+
+
+def _without_userinfo(raw: str) -> str:
+    """A URL as an error may show it: whatever precedes its last ``@`` is hidden, however
+    mistyped the rest (a space or a missing scheme defeats the patterns of redact())."""
+    if "@" not in raw:
+        return raw
+    scheme, sep, rest = raw.partition("://")
+    prefix = f"{scheme}{sep}" if sep else ""
+    return f"{prefix}***@{(rest if sep else raw).rpartition('@')[2]}"
 
 
 def _mailhost(env: Mapping[str, str]) -> tuple[str | None, int]:

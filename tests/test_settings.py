@@ -105,3 +105,47 @@ def test_bad_value_stops_a_program_with_one_line_and_status_2():
         "configuration error: NUM_GINA_CONNECTIONS='many' is not valid: "
         "expected an integer from 1 to 16"
     ]
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("LOG_RECIPIENT", "duty@example.org\r\nBcc: everyone@example.org"),
+        ("LOG_SENDER", "collector@example.org\nSubject: forged"),
+        ("LOG_RECIPIENT", "duty@example.org,\rbackup@example.org"),
+    ],
+)
+def test_cr_or_lf_in_a_mail_address_is_refused_at_start_in_one_line_with_status_2(name, value):
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_OR_EXIT],
+        env={name: value, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert len(result.stderr.splitlines()) == 1
+    assert result.stderr.startswith(f"configuration error: {name}=")
+    assert "without control characters" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "htp://gina:hunter2@nrt-status.gina.alaska.edu/products.json",
+        "gina:hunter2@nrt-status.gina.alaska.edu/products.json",
+        "ftp://:hunter2@gina.example/products.json",
+        "http://gina:hunter2 @gina.example/",
+    ],
+)
+def test_a_mistyped_url_never_prints_its_password_in_the_settings_error(value):
+    result = subprocess.run(
+        [sys.executable, "-c", LOAD_OR_EXIT],
+        env={"GINA_URL": value, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("configuration error: GINA_URL=")
+    assert "hunter2" not in result.stderr

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import email.utils
+import hashlib
 import json
 import logging
 import os
@@ -31,6 +32,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from avoviirscollector.redaction import redact
 
 log = logging.getLogger("fetch-tle")
 
@@ -103,7 +106,7 @@ def _conditional_headers(target: Path, meta: dict, url: str) -> dict[str, str]:
     headers = {"User-Agent": "avoviirscollector fetch-tle"}
     if target.exists():
         headers["If-Modified-Since"] = email.utils.formatdate(target.stat().st_mtime, usegmt=True)
-        if meta.get("url") == url and meta.get("etag"):
+        if meta.get("url_sha256") == _fingerprint(url) and meta.get("etag"):
             headers["If-None-Match"] = meta["etag"]
     return headers
 
@@ -115,7 +118,13 @@ def _read_meta(path: Path) -> dict:
         return {}
 
 
-def _write_atomically(target: Path, data: bytes, mtime: float | None = None) -> None:
+def _fingerprint(url: str) -> str:
+    return hashlib.sha256(url.encode()).hexdigest()
+
+
+def _write_atomically(
+    target: Path, data: bytes, mtime: float | None = None, mode: int = 0o644
+) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
     try:
@@ -123,7 +132,7 @@ def _write_atomically(target: Path, data: bytes, mtime: float | None = None) -> 
             stream.write(data)
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o644)
+        os.chmod(temporary, mode)
         if mtime is not None:
             os.utime(temporary, (mtime, mtime))
         os.replace(temporary, target)
@@ -171,8 +180,11 @@ def fetch(url: str, target: Path, meta_path: Path, ca_bundle: Path | None = None
     changed = not (target.exists() and target.read_bytes() == body)
     if changed:
         _write_atomically(target, body, mtime)
-    new_meta = {"url": url, "etag": reply_headers.get("ETag"), "last_modified": modified}
-    _write_atomically(meta_path, json.dumps(new_meta, indent=1).encode())
+    # TLE_URL may carry a credential: the file keeps it redacted, plus a hash to tell
+    # whether the ETag belongs to the URL of today's settings, and only its owner reads it.
+    new_meta = {"url": redact(url), "url_sha256": _fingerprint(url),
+                "etag": reply_headers.get("ETag"), "last_modified": modified}  # fmt: skip
+    _write_atomically(meta_path, json.dumps(new_meta, indent=1).encode(), mode=0o600)
     return Result(changed=changed, satellites=satellites)
 
 

@@ -273,7 +273,8 @@ class QueueRun:
     def _report_outage(self, error: str) -> None:
         """An ERROR (mailed) at the start of an outage and once per mail interval after."""
         now = time.time()
-        interval = self.settings.mail_interval_minutes * 60.0
+        interval_minutes = self.settings.mail_interval_minutes
+        interval = interval_minutes * 60.0
         outage, mail = failure_memory.outage_failed(
             failure_memory.load_outage(self.outage_path), error, now, interval
         )
@@ -286,10 +287,7 @@ class QueueRun:
             self.queue.name,
             error,
             since,
-            ""
-            if mail
-            else " (already mailed; the next reminder is mailed after "
-            f"{self.settings.mail_interval_minutes} minutes)",
+            "" if mail else f" ({logs.mail_note(self.settings, PROGRAM, interval_minutes)})",
         )
 
     def _report_recovery(self) -> None:

@@ -176,6 +176,33 @@ def test_unusable_products_list_fails_its_queue_exit_1_other_queue_goes_on(
     assert "could not list" in smtp_server.messages[0].get_content()
 
 
+def test_gina_outage_without_mail_settings_says_mails_are_off_never_already_mailed(
+    env, queue_file, gina
+):
+    gina.catalog_fault("error", status=503)
+    mirror(env, queue_file)
+    second = mirror(env, queue_file)
+    assert "already mailed" not in second.stderr
+    assert second.stderr.count("error mails are off: MAILHOST, LOG_SENDER and LOG_RECIPIENT") == 2
+
+
+def test_gina_outage_with_a_dead_mail_server_says_the_mail_failed_and_when_it_is_retried(
+    env, queue_file, gina
+):
+    from avoviirscollector.netutil import free_port
+
+    dead = {"MAILHOST": f"127.0.0.1:{free_port()}", "LOG_SENDER": "a@example.org",
+            "LOG_RECIPIENT": "b@example.org"}  # fmt: skip
+    gina.catalog_fault("error", status=503)
+    first = mirror({**env, **dead}, queue_file)
+    assert "could not mail 2 error record(s)" in first.stderr
+    assert "kept, tried again the first run after " in first.stderr
+    second = mirror({**env, **dead}, queue_file)
+    assert "already mailed" not in second.stderr and "(mailed at" not in second.stderr
+    assert second.stderr.count("(the error mail could not be sent at ") == 2
+    assert "record(s) kept, tried again after " in second.stderr
+
+
 def test_http_error_on_products_list_is_an_error_for_each_queue(env, queue_file, gina):
     gina.catalog_fault("error", status=503)
     run = mirror(env, queue_file)
@@ -191,7 +218,7 @@ def test_gina_outage_is_mailed_once_per_interval_not_every_cron_run(
     assert len(smtp_server.wait_for(1)) == 1
     second = mirror({**env, **mail_env}, queue_file)
     assert first.returncode == second.returncode == 1
-    assert second.stderr.count("WARNING") >= 2 and "already mailed" in second.stderr
+    assert second.stderr.count("WARNING") >= 2 and "(mailed at " in second.stderr
     assert len(smtp_server.messages) == 1, "a repeated outage inside the interval is not mailed"
     gina.clear_faults()
     third = mirror({**env, **mail_env}, queue_file)
