@@ -71,7 +71,12 @@ def open_files(proc: Path = Path("/proc")) -> set[tuple[int, int]]:
 
 
 def scan(base: Path, in_use: set[tuple[int, int]]) -> list[retention.Entry]:
-    """Every entry below ``base``, without following any symbolic link."""
+    """Every entry below ``base``, without following any symbolic link.
+
+    A directory that cannot be opened, or whose listing fails part way (EIO, ESTALE on
+    a network volume), costs one warning: what was read of it and everything else is
+    still cleaned; a nightly cleanup never ends on one bad directory.
+    """
     entries: list[retention.Entry] = []
     pending = [base]
     while pending:
@@ -82,25 +87,67 @@ def scan(base: Path, in_use: set[tuple[int, int]]) -> list[retention.Entry]:
             log.warning("cannot read %s (%s); nothing below it is cleaned up", directory, error)
             continue
         with iterator:
-            for item in iterator:
-                try:
-                    info = item.stat(follow_symlinks=False)
-                except OSError:
-                    continue  # vanished since listing
-                kind = _kind(info.st_mode)
-                relative = PurePosixPath(os.path.relpath(item.path, base))
-                entries.append(
-                    retention.Entry(
-                        relative,
-                        kind,
-                        info.st_mtime,
-                        info.st_size,
-                        (info.st_dev, info.st_ino) in in_use,
-                    )
-                )
-                if kind is retention.Kind.DIR:
+            for item in _listing(iterator, directory):
+                entry = _entry(item, base, in_use)
+                if entry is None:
+                    continue
+                entries.append(entry)
+                if entry.kind is retention.Kind.DIR:
                     pending.append(Path(item.path))
     return entries
+
+
+def _listing(iterator, directory: Path):
+    """The entries of one directory, ending with a warning if reading it fails midway."""
+    while True:
+        try:
+            yield next(iterator)
+        except StopIteration:
+            return
+        except OSError as error:
+            log.warning(
+                "reading %s failed part way (%s); the rest of it waits for the next cleanup",
+                directory,
+                error,
+            )
+            return
+
+
+def _entry(item: os.DirEntry, base: Path, in_use: set[tuple[int, int]]) -> retention.Entry | None:
+    try:
+        info = item.stat(follow_symlinks=False)
+    except OSError:
+        return None  # vanished since listing
+    return retention.Entry(
+        PurePosixPath(os.path.relpath(item.path, base)),
+        _kind(info.st_mode),
+        info.st_mtime,
+        info.st_size,
+        (info.st_dev, info.st_ino) in in_use,
+    )
+
+
+class NotABaseDirectory(Exception):
+    """The directory to clean is not a collector's: cleaning it could delete anything."""
+
+
+def check_base(base: Path) -> Path:
+    """The base directory, resolved (``/tmp/x/..`` is ``/tmp``), if it has the collector's
+    layout; NotABaseDirectory otherwise. VIIRS_BASE_DIR is trusted with deletions only
+    when ``viirscollector run`` has made it (sdr/ tmp/ log/ elements/ state/)."""
+    resolved = Path(os.path.realpath(base))
+    shown = str(base) if resolved == base else f"{base} (that is {resolved})"
+    if not resolved.is_dir():
+        raise NotABaseDirectory(f"base directory {shown} does not exist")
+    if resolved == Path("/"):
+        raise NotABaseDirectory(f"refusing to clean {shown}: / is never a base directory")
+    missing = [n for n in LAYOUT if (resolved / n).is_symlink() or not (resolved / n).is_dir()]
+    if missing:
+        raise NotABaseDirectory(
+            f"refusing to clean {shown}: it has no {'/, '.join(missing)}/, so it is not a "
+            "collector's base directory (viirscollector run creates its layout)"
+        )
+    return resolved
 
 
 def _unchanged(path: Path, entry: retention.Entry) -> bool:
@@ -147,10 +194,12 @@ def _report_kept(plan: retention.Plan) -> None:
 
 
 def cleanup(base: Path, days: int, dry_run: bool = False, now: float | None = None) -> int:
-    """Scan, plan and delete (or list, for a dry run). Returns an exit status."""
-    if not base.is_dir():
-        log.error("base directory %s does not exist; nothing cleaned up", base)
-        return 1
+    """Scan, plan and delete (or list, for a dry run). Returns an exit status (2: refused)."""
+    try:
+        base = check_base(base)
+    except NotABaseDirectory as refusal:
+        log.error("%s; nothing cleaned up", refusal)
+        return 2
     started = time.monotonic()
     now = time.time() if now is None else now
     entries = scan(base, open_files())

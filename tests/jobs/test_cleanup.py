@@ -169,7 +169,7 @@ def test_a_file_changed_after_the_scan_is_kept(layout):
 
 def test_missing_base_directory_is_an_error_not_a_traceback(tmp_path):
     result = run_cleanup(tmp_path / "nope")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "does not exist" in result.stderr and "Traceback" not in result.stderr
 
 
@@ -177,3 +177,91 @@ def test_bad_retention_value_is_one_line_status_2(layout):
     result = run_cleanup(layout, retention="seven")
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "VIIRS_RETENTION" in result.stderr
+
+
+def one_refusal(result) -> str:
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr
+    return lines[0]
+
+
+def test_cleanup_refuses_the_root_directory_in_one_line_status_2():
+    assert "/ is never a base directory" in one_refusal(run_cleanup(Path("/"), "--dry-run"))
+
+
+def test_cleanup_refuses_a_dotdot_path_that_resolves_to_a_directory_without_the_layout(
+    layout, tmp_path
+):
+    unrelated = make(tmp_path / "unrelated" / "old.txt", 400)
+    dotdot = layout / "sdr" / ".." / ".."  # is tmp_path, which holds no collector layout
+    line = one_refusal(run_cleanup(dotdot, retention="1"))
+    assert f"(that is {tmp_path})" in line and "not a collector's base directory" in line
+    assert unrelated.exists()
+
+
+def test_cleanup_refuses_a_directory_without_the_collectors_layout(tmp_path):
+    (tmp_path / "sdr").mkdir()
+    keep = make(tmp_path / "sdr" / "old.h5", 400)
+    line = one_refusal(run_cleanup(tmp_path, retention="1"))
+    assert "it has no tmp/, log/, elements/, state/" in line
+    assert keep.exists()
+
+
+def test_a_directory_that_fails_part_way_is_skipped_with_a_warning_and_the_rest_cleaned(
+    layout, monkeypatch, caplog
+):
+    old = [make(layout / "sdr" / f"old{i}.h5", 30) for i in range(3)]
+    old_log = make(layout / "log" / "old.log", 30)
+    real_scandir = os.scandir
+
+    class Failing:
+        """sdr/'s listing: one entry, then EIO (a failing disk or a stale NFS handle)."""
+
+        def __init__(self, path):
+            self.inner = real_scandir(path)
+            self.given = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.inner.close()
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if self.given == 1:
+                raise OSError(5, "Input/output error")
+            self.given += 1
+            return next(self.inner)
+
+    def scandir(path):
+        return Failing(path) if Path(path).name == "sdr" else real_scandir(path)
+
+    monkeypatch.setattr(cleanup.os, "scandir", scandir)
+    with caplog.at_level("WARNING", logger="cleanup"):
+        assert cleanup.cleanup(layout, 7) == 0
+    assert "reading " in caplog.text and "failed part way (" in caplog.text
+    assert not old_log.exists(), "the other directories were cleaned"
+    assert sum(path.exists() for path in old) == 2, "what was read of sdr/ was cleaned"
+
+
+def test_an_unreadable_subdirectory_is_skipped_with_a_warning_and_the_rest_cleaned(
+    layout, monkeypatch, caplog
+):
+    make(layout / "sdr" / "locked" / "old.h5", 30)
+    old_log = make(layout / "log" / "old.log", 30)
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(cleanup.os, "scandir", scandir)
+    with caplog.at_level("WARNING", logger="cleanup"):
+        assert cleanup.cleanup(layout, 7) == 0
+    assert "cannot read " in caplog.text and "locked" in caplog.text
+    assert not old_log.exists()
