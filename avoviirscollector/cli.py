@@ -18,6 +18,10 @@ SUBCOMMANDS = {
     "gatherer": ("pipeline.gatherer", "gather one product's granules (daemon)"),
     "cron": ("jobs.cron", "run the crontab (supercronic, or the built-in runner)"),
     "mirror": ("mirror.mirror_gina", "fetch new SDR files from GINA (= mirror_gina)"),
+    "verify-sdr": (
+        "mirror.verify_sdr",
+        "check sdr/ against GINA's MD5s and HDF5; quarantine bad files (first start, on demand)",
+    ),
     "cleanup": ("jobs.cleanup", "delete files older than VIIRS_RETENTION days"),
     "fetch-tle": ("jobs.tle", "download two-line elements when they changed"),
     "reprocess": ("operator.reprocess", "publish the messages of files in sdr/ again"),

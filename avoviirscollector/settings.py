@@ -17,7 +17,7 @@ from pathlib import Path
 from avoviirscollector.redaction import redact
 
 #: Directories below the base directory that ``viirscollector run`` creates.
-LAYOUT = ("sdr", "tmp", "log", "elements", "state")
+LAYOUT = ("sdr", "tmp", "log", "elements", "state", "quarantine")
 
 FACILITIES = ("gilmore", "uafgina", "any")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -59,6 +59,9 @@ class Settings:
     state_port: int = 19191
     message_port: int = 29092
     log_level: str = "INFO"
+    #: verify-sdr (the check of sdr/ files we did not fetch ourselves): MB/s and minutes per run.
+    verify_rate_mb: int = 50
+    verify_minutes: int = 15
 
     @property
     def sdr_dir(self) -> Path:
@@ -84,6 +87,11 @@ class Settings:
     def state_dir(self) -> Path:
         """Durable state: the task queue database, the mirror's failure memory."""
         return self.base_dir / "state"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        """Files verify-sdr took out of sdr/ (wrong MD5, not HDF5): kept, never deleted by us."""
+        return self.base_dir / "quarantine"
 
     @property
     def mail_enabled(self) -> bool:
@@ -211,6 +219,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         state_port=_integer(env, "VIIRS_STATE_PORT", 19191, 1, 65535),
         message_port=_integer(env, "VIIRS_MESSAGE_PORT", 29092, 1, 65535),
         log_level=_choice(env, "VIIRS_LOG_LEVEL", "INFO", LOG_LEVELS),
+        verify_rate_mb=_integer(env, "VIIRS_VERIFY_RATE_MB", 50, 1, 100000),
+        verify_minutes=_integer(env, "VIIRS_VERIFY_MINUTES", 15, 1, 1440),
     )
 
 

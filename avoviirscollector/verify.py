@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Callable
 
 #: Bytes read at a time: big enough for disk throughput, small enough for memory.
 READ_SIZE = 1024 * 1024
@@ -17,14 +18,24 @@ class VerifyError(ValueError):
     """The file is not what was announced (wrong MD5, not HDF5)."""
 
 
-def md5sum(path: str | os.PathLike, read_size: int = READ_SIZE) -> str:
-    """Hex MD5 of a file, read in pieces of ``read_size`` bytes."""
+def md5sum(
+    path: str | os.PathLike,
+    read_size: int = READ_SIZE,
+    after_read: Callable[[int], None] | None = None,
+) -> str:
+    """Hex MD5 of a file, read in pieces of ``read_size`` bytes.
+
+    ``after_read(count)`` is called after each piece: verify-sdr paces its reading
+    there (a rate limit) and stops there (time budget, SIGTERM) by raising.
+    """
     digest = hashlib.md5()
     buffer = bytearray(read_size)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as stream:
         while count := stream.readinto(buffer):
             digest.update(view[:count])
+            if after_read is not None:
+                after_read(count)
     return digest.hexdigest()
 
 

@@ -222,6 +222,26 @@ class Placer:
         )
 
 
+def list_products(
+    queue: Queue,
+    settings: settings_module.Settings,
+    backfill_days: int | None = None,
+    facility: str | None = None,
+) -> tuple[list[Product], list[str]]:
+    """GINA's products.json for a queue's satellite: (usable products, skipped entries).
+
+    The mirror asks for its backfill window and facility; verify-sdr asks for the days
+    of the files it checks, from any facility. Raises OSError or CatalogError.
+    """
+    today = dt.datetime.now(dt.UTC).date()
+    days = settings.backfill_days if backfill_days is None else backfill_days
+    params = gina_catalog.query(queue, facility or settings.facility, days, today)
+    url = gina_catalog.query_url(settings.gina_url, params)
+    log.debug("queue %s: asking %s", queue.name, url)
+    body = downloader.get(url, timeout=CATALOG_TIMEOUT)
+    return gina_catalog.parse_products(body)
+
+
 class QueueRun:
     """One queue's run: lock, list, select, fetch, verify, place, remember."""
 
@@ -314,14 +334,7 @@ class QueueRun:
             )
 
     def _list_products(self) -> list[Product]:
-        today = dt.datetime.now(dt.UTC).date()
-        params = gina_catalog.query(
-            self.queue, self.settings.facility, self.settings.backfill_days, today
-        )
-        url = gina_catalog.query_url(self.settings.gina_url, params)
-        log.debug("queue %s: asking %s", self.queue.name, url)
-        body = downloader.get(url, timeout=CATALOG_TIMEOUT)
-        products, problems = gina_catalog.parse_products(body)
+        products, problems = list_products(self.queue, self.settings)
         for problem in problems:
             log.error("queue %s: skipped an entry of products.json: %s", self.queue.name, problem)
         self.result.found = len(products)

@@ -33,12 +33,12 @@ def jobs() -> dict[str, crontab_rules.Job]:
 
 def test_every_job_line_is_a_valid_croniter_schedule():
     tab = crontab_rules.parse(CRONTAB.read_text())
-    assert len(tab.jobs) == 3 and tab.environment == {}
+    assert len(tab.jobs) == 4 and tab.environment == {}
     for job in tab.jobs:
         assert croniter.is_valid(job.seven_fields, second_at_beginning=True), job.schedule
 
 
-def test_schedules_mirror_every_30_s_tle_hourly_cleanup_at_midnight_utc():
+def test_schedules_mirror_every_30_s_verify_every_minute_tle_hourly_cleanup_at_midnight():
     by_command = jobs()
     mirror = by_command["mirror_gina"]
     assert mirror.next_run(MIDNIGHT) == MIDNIGHT + dt.timedelta(seconds=30)
@@ -48,6 +48,8 @@ def test_schedules_mirror_every_30_s_tle_hourly_cleanup_at_midnight_utc():
     tle = by_command["viirscollector fetch-tle"]
     first = tle.next_run(MIDNIGHT)
     assert tle.next_run(first) - first == dt.timedelta(hours=1)
+    verify = by_command["viirscollector verify-sdr"]
+    assert verify.next_run(MIDNIGHT) == MIDNIGHT + dt.timedelta(minutes=1)
     cleanup = by_command["viirscollector cleanup"]
     assert cleanup.next_run(MIDNIGHT) == MIDNIGHT + dt.timedelta(days=1)
     assert cleanup.next_run(MIDNIGHT - dt.timedelta(seconds=1)) == MIDNIGHT
