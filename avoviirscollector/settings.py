@@ -17,7 +17,7 @@ from pathlib import Path
 from avoviirscollector.redaction import redact
 
 #: Directories below the base directory that ``viirscollector run`` creates.
-LAYOUT = ("sdr", "tmp", "log", "elements", "state", "quarantine")
+LAYOUT = ("sdr", "tmp", "log", "elements", "state")
 
 FACILITIES = ("gilmore", "uafgina", "any")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -90,7 +90,11 @@ class Settings:
 
     @property
     def quarantine_dir(self) -> Path:
-        """Files verify-sdr took out of sdr/ (wrong MD5, not HDF5): kept, never deleted by us."""
+        """Files verify-sdr took out of sdr/ (wrong MD5, not HDF5): kept, never deleted by us.
+
+        Made when first needed, not part of LAYOUT: the cleanup takes LAYOUT as the mark of
+        a collector's base directory, and a volume without quarantine/ is still one.
+        """
         return self.base_dir / "quarantine"
 
     @property
