@@ -38,6 +38,42 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class PollSettings:
+    """When mirror_gina asks GINA (see avoviirscollector/mirror/cadence_rules.py)."""
+
+    #: Seconds between polls while a pass's data can come or new files keep appearing.
+    fast_seconds: int = 10
+    #: Seconds between polls otherwise.
+    slow_seconds: int = 120
+    #: Minutes between listings of the whole backfill window (else today's dates only).
+    full_listing_minutes: int = 10
+    #: Seconds of fast polling after the last new file appeared.
+    arrival_hold_seconds: int = 180
+    #: Minutes after a pass ended that its data may still appear at GINA.
+    pass_latency_minutes: int = 30
+    #: kB/s a file must average, plus a fixed allowance, or it is given up and retried later.
+    floor_rate_kbps: int = 200
+
+
+def _poll(env: Mapping[str, str]) -> PollSettings:
+    poll = PollSettings(
+        fast_seconds=_integer(env, "GINA_POLL_FAST_SECONDS", 10, 10, 60),
+        slow_seconds=_integer(env, "GINA_POLL_SLOW_SECONDS", 120, 30, 900),
+        full_listing_minutes=_integer(env, "GINA_FULL_LISTING_MINUTES", 10, 2, 60),
+        arrival_hold_seconds=_integer(env, "GINA_ARRIVAL_HOLD_SECONDS", 180, 60, 1800),
+        pass_latency_minutes=_integer(env, "GINA_PASS_LATENCY_MINUTES", 30, 5, 180),
+        floor_rate_kbps=_integer(env, "GINA_FLOOR_RATE_KBPS", 200, 10, 100_000),
+    )
+    if poll.slow_seconds < poll.fast_seconds:
+        raise SettingsError(
+            "GINA_POLL_SLOW_SECONDS",
+            str(poll.slow_seconds),
+            f"at least GINA_POLL_FAST_SECONDS ({poll.fast_seconds})",
+        )
+    return poll
+
+
+@dataclass(frozen=True)
 class Settings:
     """Typed configuration of one collector installation."""
 
@@ -62,6 +98,11 @@ class Settings:
     #: verify-sdr (the check of sdr/ files we did not fetch ourselves): MB/s and minutes per run.
     verify_rate_mb: int = 50
     verify_minutes: int = 15
+    poll: PollSettings = None  # type: ignore[assignment]  # set in __post_init__
+
+    def __post_init__(self):
+        if self.poll is None:
+            object.__setattr__(self, "poll", PollSettings())
 
     @property
     def sdr_dir(self) -> Path:
@@ -225,6 +266,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         log_level=_choice(env, "VIIRS_LOG_LEVEL", "INFO", LOG_LEVELS),
         verify_rate_mb=_integer(env, "VIIRS_VERIFY_RATE_MB", 50, 1, 100000),
         verify_minutes=_integer(env, "VIIRS_VERIFY_MINUTES", 15, 1, 1440),
+        poll=_poll(env),
     )
 
 

@@ -12,7 +12,10 @@ to the collector:
 - jobs inherit the environment (plus the crontab's ``NAME=value`` lines) and run
   with ``SHELL -c COMMAND`` in their own process group;
 - a job's output goes straight to our stdout/stderr, i.e. the program's log;
-- SIGTERM or SIGINT: start nothing more, wait for running jobs, exit 0.
+- SIGTERM or SIGINT: start nothing more, wait for running jobs, exit 0;
+- like ``supercronic -quiet`` (which the container runs), a job's start and success
+  are DEBUG lines: the mirror's job starts every few seconds and its runs log what
+  they did themselves; failures stay warnings and errors.
 
 Schedules are evaluated in UTC, which is what supercronic does in the container
 (no ``TZ`` is set there).
@@ -58,7 +61,9 @@ class JobRunner(threading.Thread):
         while True:
             delay = (due - _utcnow()).total_seconds()
             if delay < 0:
-                log.warning(
+                frequent = (self.job.next_run(due) - due).total_seconds() < 60
+                log.log(
+                    logging.DEBUG if frequent else logging.WARNING,
                     "job %r (line %d) ran past its slot %s; next run at the first slot after now",
                     self.job.command,
                     self.job.line_number,
@@ -75,7 +80,7 @@ class JobRunner(threading.Thread):
         self.runs += 1
         env = {**os.environ, **self.tab.environment}
         started = time.monotonic()
-        log.info("job %r (line %d) starting", self.job.command, self.job.line_number)
+        log.debug("job %r (line %d) starting", self.job.command, self.job.line_number)
         try:
             status = subprocess.call(
                 [self.tab.shell, "-c", self.job.command], env=env, start_new_session=True
@@ -85,7 +90,7 @@ class JobRunner(threading.Thread):
             return
         seconds = time.monotonic() - started
         if status == 0:
-            log.info("job %r succeeded in %.1f s", self.job.command, seconds)
+            log.debug("job %r succeeded in %.1f s", self.job.command, seconds)
         elif status in _BROKEN_COMMAND or status < 0:
             what = _BROKEN_COMMAND.get(status, f"was killed by signal {-status}")
             log.error("job %r %s (status %d)", self.job.command, what, status)
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     supercronic = None if args.no_supercronic else shutil.which("supercronic")
     if supercronic:
         sys.stdout.flush()
-        os.execv(supercronic, [supercronic, "-passthrough-logs", str(args.crontab)])
+        os.execv(supercronic, [supercronic, "-quiet", "-passthrough-logs", str(args.crontab)])
     from avoviirscollector import logs, settings
 
     logs.setup("cron", settings.load_or_exit(), daemon=True)

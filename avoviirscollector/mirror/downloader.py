@@ -17,7 +17,10 @@ single file on a single connection leaves most of the link idle. Here:
 - a server that ignores Range answers 200: that answer becomes the whole file on
   one connection, and the file is never split again;
 - connect timeout and a low-speed limit end every stalled transfer, so nothing
-  hangs forever.
+  hangs forever; and every file has a deadline (a fixed allowance plus its size at
+  a floor rate): a file dripped just above the low-speed limit is given up when it
+  passes it, so one slow file cannot hold the run (and the newer granules behind
+  it) for hours; the mirror retries it later.
 
 The bookkeeping (which segment next, splitting, retries) is :class:`Plan`: pure,
 no I/O, tested directly. :class:`Downloader` only moves bytes with pycurl.
@@ -60,6 +63,10 @@ class Options:
     low_speed_time: int = 30
     buffer_size: int = 256 * 1024
     progress_interval: float = 10.0
+    #: A file must arrive at this many bytes/s on average (over all its connections) ...
+    floor_rate: float = 200_000.0
+    #: ... plus this many seconds (connection set-up, the first answer), or it is given up.
+    deadline_allowance: float = 60.0
     ca_bundle: str | None = None
     user_agent: str = "avoviirscollector-mirror/2"
 
@@ -99,6 +106,7 @@ class FileTask:
     connections: set = field(default_factory=set)
     segments: list = field(default_factory=list)
     order: int = 0
+    deadline: float | None = None
     fd: int | None = None
     data: dict = field(default_factory=dict)
 
@@ -151,6 +159,7 @@ class Plan:
         elif self._queued:
             task = self._queued.pop()
             task.status, task.started = "running", now
+            task.deadline = self.deadline(task)
             segment = Segment(task, 0, None, 0)
             task.segments.append(segment)
         else:
@@ -159,6 +168,35 @@ class Plan:
                 return None
         self.active.append(segment)
         return segment
+
+    def deadline(self, task: FileTask) -> float | None:
+        """When a running file is given up: started + allowance + size / floor rate."""
+        if task.started is None:
+            return None
+        size = task.size or 0
+        return task.started + self.options.deadline_allowance + size / self.options.floor_rate
+
+    def overdue(self, now: float) -> list[FileTask]:
+        """Running files past their deadline."""
+        running = {s.file for s in self.active} | {s.file for s in self.waiting}
+        return [
+            t
+            for t in self.files
+            if t in running
+            and t.status == "running"
+            and t.deadline is not None
+            and now > t.deadline
+        ]
+
+    def give_up(self, task: FileTask, error: str) -> list[Segment]:
+        """Fail a whole file now (its deadline passed); segments to cancel."""
+        task.status, task.error = "failed", error
+        self.completed.append(task)
+        self.waiting = [s for s in self.waiting if s.file is not task]
+        cancelled = [s for s in self.active if s.file is task]
+        self.active = [s for s in self.active if s.file is not task]
+        task.segments = []
+        return cancelled
 
     def _steal(self) -> Segment | None:
         """Split the largest running transfer; the new segment takes its second half."""
@@ -192,6 +230,7 @@ class Plan:
                 if task.size is not None and total != task.size:
                     raise ValueError(f"file size changed from {task.size} to {total} bytes")
                 task.size = total
+                task.deadline = self.deadline(task)
                 if segment.end is None:
                     segment.end = total
             return []
@@ -202,6 +241,7 @@ class Plan:
             if task.size is not None and size is not None and size != task.size:
                 raise ValueError(f"file size changed from {task.size} to {size} bytes")
             task.ranges, task.size = False, size if size is not None else task.size
+            task.deadline = self.deadline(task)
             segment.start = segment.pos = 0
             segment.end = task.size
             others = [s for s in task.segments if s is not segment]
@@ -321,6 +361,7 @@ class Downloader:
                 self._fill(slots)
                 self._perform()
                 self._collect()
+                self._expire()
                 self._remove_cancelled()
                 self._report_completed()
                 self._progress()
@@ -484,6 +525,19 @@ class Downloader:
             return f"answer ended early {where} of {segment.end}", False
         return f"{message or 'transfer failed'} (curl error {code}) {where}", False
 
+    def _expire(self):
+        """Give up files past their deadline (their connections go to the next files)."""
+        now = time.monotonic()
+        for task in self._plan.overdue(now):
+            seconds = now - (task.started or now)
+            size = f"{task.size} bytes" if task.size else "an unknown size"
+            error = (
+                f"too slow: {task.received} of {size} in {seconds:.0f} s, below "
+                f"{self.options.floor_rate / 1000:.0f} kB/s plus "
+                f"{self.options.deadline_allowance:.0f} s"
+            )
+            self._cancel(self._plan.give_up(task, error))
+
     def _cancel(self, segments: list[Segment]):
         """Stop transfers the plan no longer wants (their file failed or went single).
 
@@ -532,6 +586,73 @@ class Downloader:
             received / MB,
             len(self._plan.active),
         )
+
+
+@dataclass
+class Document:
+    """A small document's answer: status (200 or 304), headers, body, and what it cost."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    #: Bytes received on the wire: the status line and headers plus the (compressed) body.
+    wire_bytes: int
+    seconds: float
+
+
+def fetch_document(
+    url: str,
+    timeout: float = 60.0,
+    headers: Iterable[str] = (),
+    max_bytes: int = 256 * 1024 * 1024,
+    ca_bundle: str | None = None,
+) -> Document:
+    """GET products.json: gzip accepted (libcurl decodes it), 200 or 304, else OSError."""
+    buffer = BytesIO()
+    received: dict[str, str] = {}
+    curl = pycurl.Curl()
+
+    def write(data: bytes):
+        if buffer.tell() + len(data) > max_bytes:
+            return 0
+        buffer.write(data)
+        return None
+
+    def header(line: bytes):
+        text = line.decode("latin-1").strip()
+        if text.startswith("HTTP/"):
+            received.clear()
+        elif ":" in text:
+            key, _, value = text.partition(":")
+            received[key.strip().lower()] = value.strip()
+
+    began = time.monotonic()
+    try:
+        curl.setopt(pycurl.URL, url)
+        curl.setopt(pycurl.WRITEFUNCTION, write)
+        curl.setopt(pycurl.HEADERFUNCTION, header)
+        curl.setopt(pycurl.NOSIGNAL, 1)
+        curl.setopt(pycurl.FOLLOWLOCATION, 1)
+        curl.setopt(pycurl.MAXREDIRS, 5)
+        curl.setopt(pycurl.ACCEPT_ENCODING, "gzip")
+        curl.setopt(pycurl.HTTPHEADER, list(headers))
+        curl.setopt(pycurl.USERAGENT, Options.user_agent)
+        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(timeout, 15.0) * 1000))
+        curl.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
+        if ca_bundle:
+            curl.setopt(pycurl.CAINFO, ca_bundle)
+        curl.perform()
+        status = curl.getinfo(pycurl.RESPONSE_CODE)
+        size = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
+        wire = int(curl.getinfo(pycurl.HEADER_SIZE) + curl.getinfo(size))
+    except pycurl.error as error:
+        code, message = error.args
+        raise OSError(f"{message} (curl error {code})") from None
+    finally:
+        curl.close()
+    if status not in (200, 304):
+        raise OSError(f"HTTP {status}")
+    return Document(status, buffer.getvalue(), received, wire, time.monotonic() - began)
 
 
 def get(url: str, timeout: float = 60.0, max_bytes: int = 256 * 1024 * 1024, **options) -> bytes:

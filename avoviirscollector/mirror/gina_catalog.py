@@ -30,6 +30,12 @@ FIXED_QUERY = (("action", "index"), ("commit", "Get Products"), ("controller", "
 _MD5 = re.compile(r"^[0-9a-fA-F]{32}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _SEGMENT = re.compile(r"^[A-Z0-9]{5}$")
+#: The suffix of a download's temp name (``tmp/mirror_gina-<queue>/<name>.part``).
+TEMP_SUFFIX = ".part"
+#: Longest file name we accept: its temp name must fit NAME_MAX (255 bytes on Linux
+#: filesystems), or the download could never be written and the name would come back
+#: every run.
+MAX_NAME_BYTES = 255 - len(TEMP_SUFFIX)
 
 
 class QueueConfigError(ValueError):
@@ -114,6 +120,13 @@ def query(queue: Queue, facility: str, backfill_days: int, today: dt.date) -> li
     """
     end = today + dt.timedelta(days=1)
     start = end - dt.timedelta(days=backfill_days)
+    return listing_query([queue.satellite], facility, start, end)
+
+
+def listing_query(
+    satellites: Sequence[str], facility: str, start: dt.date, end: dt.date
+) -> list[tuple]:
+    """The query of one listing for several satellites (``satellites[]`` repeated)."""
     params = list(FIXED_QUERY)
     params += [
         ("start_date", start.isoformat()),
@@ -123,7 +136,7 @@ def query(queue: Queue, facility: str, backfill_days: int, today: dt.date) -> li
     ]
     if facility != "any":
         params.append(("facilities[]", facility))
-    params.append(("satellites[]", queue.satellite))
+    params += [("satellites[]", satellite) for satellite in satellites]
     return params
 
 
@@ -143,6 +156,13 @@ def _product(entry: Any) -> Product:
     name = posixpath.basename(urlsplit(url).path)
     if not name:
         raise ValueError(f"url names no file: {url}")
+    length = len(name.encode("utf-8", "surrogateescape"))
+    if length > MAX_NAME_BYTES:
+        raise ValueError(
+            f"file name of {length} bytes, longer than {MAX_NAME_BYTES}: {name[:60]}..."
+        )
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise ValueError(f"file name with control characters: {name[:60]!r}")
     if not isinstance(md5, str) or not _MD5.match(md5):
         raise ValueError(f"entry for {name} without a usable md5sum: {md5!r}")
     return Product(url=url, md5=md5.lower(), name=name)

@@ -8,6 +8,14 @@ HTTP errors, connections cut mid-body, corrupted bytes, a non-HDF5 file with the
 right MD5, Range ignored, slow or stalled transfers, a malformed products.json.
 A per-connection rate limit and a per-request delay stand in for the network.
 
+Like any web server it may offer gzip (``Accept-Encoding``) and validators (an ETag
+and Last-Modified, answering 304 to a matching If-None-Match / If-Modified-Since);
+``gzip=False`` and ``validators="none"`` make it a server that ignores them, and
+``multi_satellite=False`` one that answers a query for several ``satellites[]`` with
+the first one's files only. ``catalog_days=N`` makes its listing GINA-sized: about
+100 granules a day per satellite over N days, each with the 17 band and
+geolocation files the collector does not mirror (listed, never fetched).
+
 It serves every ``*.h5`` file of one directory and rescans it at each products.json
 request, so files can be added while it runs (write them under a hidden name and
 rename, as :mod:`synthetic_sdr` does). ``/_standin/stats`` gives its counters to
@@ -19,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import email.utils
+import gzip as gzip_module
 import hashlib
 import json
 import logging
@@ -49,6 +59,12 @@ FILE_FAULTS = ("error", "cut", "corrupt", "not_hdf5", "no_range", "slow", "stall
 CATALOG_FAULTS = ("error", "malformed", "not_list", "bad_entry", "slow")
 _PLATFORM_SATELLITES = {platform: sat for sat, platform in SATELLITE_PLATFORMS.items()}
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+#: The band and geolocation files of a granule the collector does not mirror.
+UNWANTED_SEGMENTS = (
+    "SVM01", "SVM02", "SVM06", "SVM07", "SVM08", "SVM09", "SVM10", "SVM11", "SVM12",
+    "SVM13", "SVM14", "SVI02", "SVI03", "SVDNB", "GMODO", "GIMGO", "GDNBO",
+)  # fmt: skip
+VALIDATORS = ("both", "etag", "last-modified", "none")
 
 
 @dataclass
@@ -96,9 +112,18 @@ class GinaStandin:
         rate: float | None = None,
         delay: float = 0.0,
         facility: str = "gilmore",
+        gzip: bool = True,
+        validators: str = "both",
+        multi_satellite: bool = True,
+        catalog_days: int = 0,
+        granules_per_day: int = 100,
     ):
+        if validators not in VALIDATORS:
+            raise ValueError(f"validators must be one of {', '.join(VALIDATORS)}")
         self.directory = Path(directory)
         self.host, self.rate, self.delay, self.facility = host, rate, delay, facility
+        self.gzip, self.validators, self.multi_satellite = gzip, validators, multi_satellite
+        self._filler = _filler_entries(catalog_days, granules_per_day, facility)
         self._requested_port = port
         self._lock = threading.Lock()
         self._served = threading.Condition(self._lock)
@@ -112,6 +137,7 @@ class GinaStandin:
         self._twins = Path(tempfile.mkdtemp(prefix="gina-standin-"))
         self.requests: Counter = Counter()
         self.bytes_served = 0
+        self.catalog_bytes = 0
         self.connections_opened = 0
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -231,6 +257,8 @@ class GinaStandin:
         with self._lock:
             entries = sorted(self._entries.values(), key=lambda e: e.name)
             overrides = dict(self._overrides)
+        if not self.multi_satellite and len(params.get("satellites[]", [])) > 1:
+            params = {**params, "satellites[]": params["satellites[]"][:1]}
         answer = []
         for entry in entries:
             try:
@@ -241,7 +269,16 @@ class GinaStandin:
                 continue
             md5 = overrides[entry.name][1] if entry.name in overrides else entry.md5
             answer.append(self._json_entry(entry, parsed, md5))
+        for parsed, facility, document in self._filler:
+            if _matches(parsed, facility, params):
+                answer.append({**document, "url": self.file_url(document["url"])})
         return answer
+
+    def last_modified(self) -> float:
+        """Epoch seconds of the newest entry (what Last-Modified says)."""
+        with self._lock:
+            times = [e.mtime for e in self._entries.values()]
+        return max(times, default=0.0)
 
     def _json_entry(self, entry: _Entry, parsed: filenames.SdrName, md5: str) -> dict:
         return {
@@ -335,6 +372,8 @@ class GinaStandin:
         with self._lock:
             return {
                 "catalog_requests": self.requests["catalog"],
+                "catalog_not_modified": self.requests["catalog_304"],
+                "catalog_bytes": self.catalog_bytes,
                 "file_requests": self.requests["file"],
                 "bytes_served": self.bytes_served,
                 "connections_opened": self.connections_opened,
@@ -468,7 +507,65 @@ class _Handler(BaseHTTPRequestHandler):
             text = text[: max(1, len(text) // 2)] + "<html>"
         elif fault and fault.kind == "not_list":
             text = json.dumps({"error": "query failed", "products": len(entries)})
-        self._plain(200, text, "application/json")
+        self._listing(text.encode(), standin)
+
+    def _listing(self, body: bytes, standin: GinaStandin):
+        """The answer with the validators and encoding this server offers; 304 when unchanged."""
+        extra = []
+        etag = f'"{hashlib.md5(body).hexdigest()[:20]}"'
+        modified = email.utils.formatdate(standin.last_modified(), usegmt=True)
+        if standin.validators in ("both", "etag"):
+            extra.append(("ETag", etag))
+        if standin.validators in ("both", "last-modified"):
+            extra.append(("Last-Modified", modified))
+        if self._not_modified(standin, etag, modified):
+            with standin._lock:
+                standin.requests["catalog_304"] += 1
+            self.send_response(304)
+            for key, value in extra:
+                self.send_header(key, value)
+            self.send_header("Content-Length", "0")
+            self._count_catalog(self._end_headers_counted())
+            return
+        if standin.gzip and "gzip" in self.headers.get("Accept-Encoding", ""):
+            body = gzip_module.compress(body, compresslevel=6)
+            extra += [("Content-Encoding", "gzip"), ("Vary", "Accept-Encoding")]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for key, value in extra:
+            self.send_header(key, value)
+        head = self._end_headers_counted()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        self._count_catalog(head + len(body))
+
+    def _not_modified(self, standin: GinaStandin, etag: str, modified: str) -> bool:
+        if standin.validators in ("both", "etag"):
+            wanted = self.headers.get("If-None-Match")
+            if wanted is not None:
+                return etag in [tag.strip() for tag in wanted.split(",")]
+        if standin.validators in ("both", "last-modified"):
+            since = self.headers.get("If-Modified-Since")
+            if since:
+                try:
+                    when = email.utils.parsedate_to_datetime(since).timestamp()
+                except (TypeError, ValueError):
+                    return False
+                return int(standin.last_modified()) <= when
+        return False
+
+    def _end_headers_counted(self) -> int:
+        """end_headers(), returning the bytes of the status line and headers sent."""
+        head = sum(len(line) for line in getattr(self, "_headers_buffer", [])) + 2
+        self.end_headers()
+        return head
+
+    def _count_catalog(self, nbytes: int):
+        """Listing bytes on the wire (status line, headers and body as sent)."""
+        standin = self.server.standin
+        with standin._lock:
+            standin.catalog_bytes += nbytes
 
     def _file(self, name: str, send_body: bool):
         standin = self.server.standin
@@ -620,3 +717,45 @@ def _md5sum(path) -> str:
     """Hex MD5 of a file, streamed (the stand-in serves files of up to gigabytes)."""
     with open(path, "rb") as stream:
         return hashlib.file_digest(stream, "md5").hexdigest()
+
+
+def _filler_entries(days: int, per_day: int, facility: str) -> list:
+    """GINA-sized listing filler: (parsed name, facility, JSON entry) of unwanted files.
+
+    ``per_day`` granules a day per satellite over ``days`` days up to an hour ago, each
+    with the :data:`UNWANTED_SEGMENTS`; the JSON's ``url`` holds the bare name (the
+    server prefixes its address).
+    """
+    if days <= 0:
+        return []
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    latest = now - dt.timedelta(hours=1)
+    first_day = dt.datetime.combine(now.date() - dt.timedelta(days=days - 1), dt.time())
+    step = 86400 / per_day
+    result = []
+    for platform, satellite in _PLATFORM_SATELLITES.items():
+        orbit = 40000 + 10000 * list(_PLATFORM_SATELLITES).index(platform)
+        index = 0
+        while (start := first_day + dt.timedelta(seconds=round(index * step, 1))) < latest:
+            end = start + dt.timedelta(seconds=85.3)
+            created = start + dt.timedelta(minutes=12)
+            for segment in UNWANTED_SEGMENTS:
+                name = filenames.compose(segment, platform, start, end, orbit + index // 7, created)
+                parsed = filenames.parse(name)
+                md5 = hashlib.md5(name.encode()).hexdigest()
+                document = {
+                    "id": int(md5[:7], 16),
+                    "url": name,
+                    "md5sum": md5,
+                    "satellite": satellite,
+                    "sensor": "viirs",
+                    "processing_level": "level1",
+                    "facility": facility,
+                    "start_time": parsed.start.isoformat() + "Z",
+                    "end_time": parsed.end.isoformat() + "Z",
+                    "size": 40_000_000,
+                    "created_at": created.isoformat() + "Z",
+                }
+                result.append((parsed, facility, document))
+            index += 1
+    return result

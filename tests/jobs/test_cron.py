@@ -90,7 +90,8 @@ def test_runner_never_overlaps_a_job_that_outlasts_its_slot(tmp_path, start_cron
     kinds = [kind for kind, _ in events]
     # start/end strictly alternate: a second run never begins before the first ends.
     assert kinds[: len(kinds) // 2 * 2] == ["start", "end"] * (len(kinds) // 2)
-    assert "ran past its slot" in stderr
+    # A job that runs every few seconds skips slots while it runs: that is no warning.
+    assert "ran past its slot" not in stderr and "WARNING" not in stderr
 
 
 def test_sigterm_waits_for_the_running_job_then_exits_zero(tmp_path, start_cron):
@@ -150,5 +151,5 @@ def test_supercronic_on_path_is_execd_with_the_crontab(tmp_path, start_cron):
     stdout, _ = process.communicate(timeout=10)
     assert process.returncode == 0
     assert stdout.strip() == (
-        f"supercronic pid {process.pid} args: -passthrough-logs {tmp_path / 'crontab'}"
+        f"supercronic pid {process.pid} args: -quiet -passthrough-logs {tmp_path / 'crontab'}"
     )

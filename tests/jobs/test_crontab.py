@@ -38,11 +38,11 @@ def test_every_job_line_is_a_valid_croniter_schedule():
         assert croniter.is_valid(job.seven_fields, second_at_beginning=True), job.schedule
 
 
-def test_schedules_mirror_every_30_s_verify_every_minute_tle_hourly_cleanup_at_midnight():
+def test_schedules_mirror_check_every_5_s_verify_every_minute_tle_hourly_cleanup_at_midnight():
     by_command = jobs()
     mirror = by_command["mirror_gina"]
-    assert mirror.next_run(MIDNIGHT) == MIDNIGHT + dt.timedelta(seconds=30)
-    assert mirror.next_run(MIDNIGHT + dt.timedelta(seconds=30)) == MIDNIGHT + dt.timedelta(
+    assert mirror.next_run(MIDNIGHT) == MIDNIGHT + dt.timedelta(seconds=5)
+    assert mirror.next_run(MIDNIGHT + dt.timedelta(seconds=55)) == MIDNIGHT + dt.timedelta(
         minutes=1
     )
     tle = by_command["viirscollector fetch-tle"]

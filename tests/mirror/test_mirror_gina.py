@@ -14,11 +14,11 @@ import h5py
 import pytest
 
 from avoviirscollector import verify
-from avoviirscollector.mirror import failure_memory
+from avoviirscollector.mirror import downloader, failure_memory, gina_catalog
 from avoviirscollector.mirror.downloader import Options
 from avoviirscollector.mirror.failure_memory import FailureMemory
 from avoviirscollector.mirror.gina_catalog import Queue
-from avoviirscollector.mirror.mirror_gina import QueueLock, QueueRun
+from avoviirscollector.mirror.mirror_run import QueueLock, QueueRun
 from avoviirscollector.standins import synthetic_sdr
 from avoviirscollector.standins.gina import GinaStandin
 
@@ -71,7 +71,7 @@ def npp_files(gina_dir: Path) -> set[str]:
 
 def mirror(env, queue_file, *args, timeout=60):
     return subprocess.run(
-        [*MIRROR, "--queues", str(queue_file), "--retry-pause", "0.05", *args],
+        [*MIRROR, "--now", "--queues", str(queue_file), "--retry-pause", "0.05", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -90,6 +90,12 @@ def assert_only_verified_files(base_dir: Path, gina: GinaStandin):
             pass
 
 
+def products_of(gina: GinaStandin):
+    """The stand-in's whole listing, parsed as a poll does."""
+    body = downloader.fetch_document(gina.url).body
+    return gina_catalog.parse_products(body)[0]
+
+
 def temp_files(base_dir: Path) -> list[Path]:
     return [p for p in (base_dir / "tmp").rglob("*") if p.is_file() and p.suffix != ".lock"]
 
@@ -102,16 +108,17 @@ def test_run_places_every_wanted_file_verified_then_next_run_fetches_nothing(
     assert placed(base_dir) == npp_files(gina_dir), "NOAA-20 is in no enabled queue"
     assert_only_verified_files(base_dir, gina)
     assert temp_files(base_dir) == []
-    assert "queue noaa21-imagery: disabled" in run.stderr
-    assert "connection(s), 0 retries" in run.stderr and "MB/s" in run.stderr
-    assert "run summary: found 40, wanted 20, fetched 20, failed 0, 6.0 MB" in run.stderr
+    assert run.stderr.count("fetched ") >= 20 and "verified" in run.stderr
+    assert "wanted 20, fetched 20 (6.0 MB), failed 0" in run.stderr
     summary = json.loads((base_dir / "state" / "mirror_gina-last-run.json").read_text())
     assert summary["fetched"] == 20 and len(summary["queues"]) == 2
+    assert summary["found"] == 40, "one listing, each queue sees Suomi-NPP's 20 files"
+    assert gina.requests["catalog"] == 1, "one listing for both queues"
     requests = gina.requests["file"]
 
     again = mirror(env, queue_file)
     assert again.returncode == 0, again.stderr
-    assert "wanted 0, fetched 0" in again.stderr
+    assert "fetched" not in again.stderr, "a poll that finds nothing new writes no INFO line"
     assert gina.requests["file"] == requests
 
 
@@ -148,7 +155,7 @@ def test_failed_file_is_held_back_for_a_pause_then_retried(
     requests = gina.requests[bad]
 
     held = mirror(env, queue_file)
-    assert "1 file(s) held back after failures" in held.stderr
+    assert held.returncode == 0
     assert gina.requests[bad] == requests, "not asked again during its pause"
     assert bad not in placed(base_dir)
 
@@ -156,24 +163,39 @@ def test_failed_file_is_held_back_for_a_pause_then_retried(
     memory = FailureMemory.from_json(state.read_text())
     memory.failures[bad].last -= failure_memory.pause(1)  # as if the pause had passed
     state.write_text(memory.to_json())
+    poll = base_dir / "state" / "mirror_gina-poll.json"
+    document = json.loads(poll.read_text())
+    assert document["retry_due"], "the poll knows a retry is due later: no 304 will hide it"
+    document["retry_due"] -= failure_memory.pause(1)
+    poll.write_text(json.dumps(document))
     retried = mirror(env, queue_file)
     assert retried.returncode == 0
     assert bad in placed(base_dir)
     assert FailureMemory.from_json(state.read_text()).failures == {}
 
 
-def test_unusable_products_list_fails_its_queue_exit_1_other_queue_goes_on(
+def test_unusable_products_list_fails_the_poll_with_one_line_exit_1_and_a_mail(
     env, queue_file, base_dir, gina, gina_dir, smtp_server, mail_env
 ):
     gina.catalog_fault("malformed", times=1)
     run = mirror({**env, **mail_env}, queue_file)
     assert run.returncode == 1
     assert run.stderr.count("could not list GINA's products: answer is not JSON") == 1
-    moderate = {n for n in npp_files(gina_dir) if n.startswith(("GMTCO", "SVM"))}
-    imagery = npp_files(gina_dir) - moderate
-    assert placed(base_dir) in (moderate, imagery), "the queue with a good answer got its files"
+    assert len(run.stderr.strip().splitlines()) == 1, "an outage costs one line per run"
+    assert placed(base_dir) == set()
     assert len(smtp_server.messages) == 1
     assert "could not list" in smtp_server.messages[0].get_content()
+    again = mirror(env, queue_file)
+    assert again.returncode == 0 and placed(base_dir) == npp_files(gina_dir)
+    assert "whole window (after an outage)" in again.stderr
+
+
+def test_http_error_on_products_list_is_one_line_not_one_per_queue(env, queue_file, gina):
+    gina.catalog_fault("error", status=503)
+    run = mirror(env, queue_file)
+    assert run.returncode == 1
+    assert run.stderr.count("could not list GINA's products: HTTP 503") == 1
+    assert "error mails are off: MAILHOST, LOG_SENDER and LOG_RECIPIENT" in run.stderr
 
 
 def test_gina_outage_without_mail_settings_says_mails_are_off_never_already_mailed(
@@ -183,7 +205,7 @@ def test_gina_outage_without_mail_settings_says_mails_are_off_never_already_mail
     mirror(env, queue_file)
     second = mirror(env, queue_file)
     assert "already mailed" not in second.stderr
-    assert second.stderr.count("error mails are off: MAILHOST, LOG_SENDER and LOG_RECIPIENT") == 2
+    assert second.stderr.count("error mails are off: MAILHOST, LOG_SENDER and LOG_RECIPIENT") == 1
 
 
 def test_gina_outage_with_a_dead_mail_server_says_the_mail_failed_and_when_it_is_retried(
@@ -195,19 +217,12 @@ def test_gina_outage_with_a_dead_mail_server_says_the_mail_failed_and_when_it_is
             "LOG_RECIPIENT": "b@example.org"}  # fmt: skip
     gina.catalog_fault("error", status=503)
     first = mirror({**env, **dead}, queue_file)
-    assert "could not mail 2 error record(s)" in first.stderr
+    assert "could not mail 1 error record(s)" in first.stderr
     assert "kept, tried again the first run after " in first.stderr
     second = mirror({**env, **dead}, queue_file)
     assert "already mailed" not in second.stderr and "(mailed at" not in second.stderr
-    assert second.stderr.count("(the error mail could not be sent at ") == 2
+    assert second.stderr.count("(the error mail could not be sent at ") == 1
     assert "record(s) kept, tried again after " in second.stderr
-
-
-def test_http_error_on_products_list_is_an_error_for_each_queue(env, queue_file, gina):
-    gina.catalog_fault("error", status=503)
-    run = mirror(env, queue_file)
-    assert run.returncode == 1
-    assert run.stderr.count("could not list GINA's products: HTTP 503") == 2
 
 
 def test_gina_outage_is_mailed_once_per_interval_not_every_cron_run(
@@ -218,12 +233,12 @@ def test_gina_outage_is_mailed_once_per_interval_not_every_cron_run(
     assert len(smtp_server.wait_for(1)) == 1
     second = mirror({**env, **mail_env}, queue_file)
     assert first.returncode == second.returncode == 1
-    assert second.stderr.count("WARNING") >= 2 and "(mailed at " in second.stderr
+    assert second.stderr.count("WARNING") == 1 and "mailed at" in second.stderr
     assert len(smtp_server.messages) == 1, "a repeated outage inside the interval is not mailed"
     gina.clear_faults()
     third = mirror({**env, **mail_env}, queue_file)
     assert third.returncode == 0
-    assert third.stderr.count("GINA answers again after") == 2
+    assert third.stderr.count("GINA answers again after") == 1
 
 
 def test_outage_mails_at_its_start_then_once_per_interval():
@@ -259,8 +274,8 @@ def test_second_run_skips_busy_queues_quickly_with_one_line_each(
             second = mirror(env, queue_file)
             assert time.monotonic() - began < 10
             assert second.returncode == 0
-            assert second.stderr.count("skipped, another mirror_gina is running it") == 2
-            assert "wanted" not in second.stderr.split("run summary")[0]
+            assert second.stderr.count("skipped: another mirror_gina is polling") == 1
+            assert "wanted" not in second.stderr
         finally:
             first.kill()
             first.wait(timeout=10)
@@ -276,6 +291,7 @@ def test_lock_of_a_dead_run_never_blocks_the_next_run(env, queue_file, base_dir)
     assert run.returncode == 0
     assert "queue snpp-moderate: skipped" in run.stderr
     assert "queue snpp-imagery: ok" in run.stderr
+    assert placed(base_dir) and all(n.startswith(("GITCO", "SVI")) for n in placed(base_dir))
 
 
 @pytest.mark.parametrize("served", [200_000, 2_500_000])
@@ -323,8 +339,9 @@ def test_stalled_file_does_not_hang_the_queue(make_settings, base_dir, gina, gin
         directory.mkdir()
     queue = Queue("snpp-imagery", "snpp", ("GITCO", "SVI01", "SVI04", "SVI05"))
     options = Options(low_speed_time=1, max_failures=1, backoff_base=0.01)
+    products = products_of(gina)
     began = time.monotonic()
-    result = QueueRun(queue, settings, options).run()
+    result = QueueRun(queue, settings, options).run(products)
     assert time.monotonic() - began < 15
     assert (result.status, result.wanted, result.fetched, result.failed) == ("ok", 8, 7, 1)
     assert stalled not in placed(base_dir)
@@ -392,3 +409,122 @@ def test_a_write_error_of_this_machine_does_not_hold_the_file_back(
     assert again.returncode == 0, again.stderr
     assert placed(base_dir) == npp_files(gina_dir)
     assert "held back after failures" not in again.stderr
+
+
+# -- issue 12 item 2: one odd name must not block a queue ---------------------------------
+
+
+def _long_name(length: int) -> str:
+    """A valid SDR file name of ``length`` bytes (the free-form source field padded)."""
+    base = "SVI05_npp_d20261201_t0000000_e0001243_b70000_c20261201001000000000_"
+    return base + "x" * (length - len(base) - len(".h5")) + ".h5"
+
+
+def test_a_name_whose_temp_name_would_exceed_name_max_is_refused_at_parse_time():
+    fits, too_long = _long_name(gina_catalog.MAX_NAME_BYTES), _long_name(251)
+    entries = [{"url": f"http://gina/{name}", "md5sum": "0" * 32} for name in (fits, too_long)]
+    products, problems = gina_catalog.parse_products(json.dumps(entries))
+    assert [p.name for p in products] == [fits]
+    assert len(fits + gina_catalog.TEMP_SUFFIX) == 255
+    assert problems == [f"file name of 251 bytes, longer than 250: {too_long[:60]}..."]
+
+
+def test_a_listed_name_of_252_bytes_costs_one_line_and_every_other_file_is_placed(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    """Regression: the .part name hit ENAMETOOLONG, the placer thread died, the run placed
+    nothing, said "fetched 0, failed 0" and exited 0, every run while GINA listed it."""
+    odd = gina_dir / _long_name(252)
+    odd.write_bytes(next(gina_dir.glob("SVI05_npp_*.h5")).read_bytes())
+    run = mirror(env, queue_file)
+    assert run.returncode == 0, run.stderr
+    assert placed(base_dir) == npp_files(gina_dir) - {odd.name}
+    assert run.stderr.count("file name of 252 bytes") == 1
+    assert "Traceback" not in run.stderr
+
+
+def _poll_in_process(monkeypatch, base_dir, gina, queue_file, capsys):
+    from avoviirscollector.mirror import mirror_gina
+
+    monkeypatch.setenv("VIIRS_BASE_DIR", str(base_dir))
+    monkeypatch.setenv("GINA_URL", gina.url)
+    status = mirror_gina.main(["--now", "--queues", str(queue_file), "--retry-pause", "0.05"])
+    return status, capsys.readouterr().err
+
+
+def test_an_error_while_placing_one_file_fails_that_file_only(
+    monkeypatch, base_dir, gina, gina_dir, queue_file, capsys
+):
+    from avoviirscollector.mirror import mirror_run
+
+    victim = sorted(npp_files(gina_dir))[3]
+    real_verify = mirror_run.verify.verify
+
+    def verify(path, md5):
+        if path.name.startswith(victim):
+            raise RuntimeError("a surprise")
+        return real_verify(path, md5)
+
+    monkeypatch.setattr(mirror_run.verify, "verify", verify)
+    status, err = _poll_in_process(monkeypatch, base_dir, gina, queue_file, capsys)
+    assert status == 0
+    assert placed(base_dir) == npp_files(gina_dir) - {victim}
+    assert f"{victim} not placed: unexpected error: RuntimeError: a surprise" in err
+    memories = [
+        FailureMemory.from_json(p.read_text())
+        for p in (base_dir / "state").glob("mirror_gina-snpp-*.json")
+    ]
+    assert any(victim in m.failures for m in memories), "remembered for a later retry"
+
+
+def test_a_dead_placer_thread_is_a_failed_run_not_a_silent_success(
+    monkeypatch, base_dir, gina, gina_dir, queue_file, capsys
+):
+    from avoviirscollector.mirror import mirror_run
+
+    def die(self, task):
+        raise SystemExit("killed")  # not an Exception: nothing in the file's path catches it
+
+    monkeypatch.setattr(mirror_run.Placer, "_one", die)
+    status, err = _poll_in_process(monkeypatch, base_dir, gina, queue_file, capsys)
+    assert status == 1
+    assert "ERROR" in err and "the placer thread died" in err
+    summary = json.loads((base_dir / "state" / "mirror_gina-last-run.json").read_text())
+    assert {q["status"] for q in summary["queues"]} == {"failed"}
+
+
+# -- issue 12 item 5: a slow file has a deadline ------------------------------------------
+
+
+def test_a_file_past_its_deadline_is_given_up_by_the_plan():
+    task = downloader.FileTask("http://x/a", "/tmp/a.part")
+    plan = downloader.Plan([task], Options(floor_rate=1000.0, deadline_allowance=1.0))
+    segment = plan.next_segment(now=100.0)
+    assert task.deadline == 101.0, "before the size is known: the allowance alone"
+    plan.accept(segment, 206, {"content-range": "bytes 0-9999/10000"})
+    assert task.deadline == 111.0, "started + allowance + size / floor rate"
+    assert plan.overdue(110.9) == [] and plan.overdue(111.1) == [task]
+    assert plan.give_up(task, "too slow") == [segment]
+    assert task.status == "failed" and plan.finished()
+
+
+def test_a_dripping_file_is_failed_at_its_deadline_and_newer_granules_still_arrive(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    slow = sorted(n for n in npp_files(gina_dir) if n.startswith("SVI05"))[-1]
+    gina.fault("slow", slow, rate=5_000)  # 300 kB at 5 kB/s: a minute, for a 4 s deadline
+    env = {**env, "GINA_FLOOR_RATE_KBPS": "100"}
+    began = time.monotonic()
+    run = mirror(env, queue_file, "--deadline-allowance", "1")
+    assert time.monotonic() - began < 30
+    assert run.returncode == 0, run.stderr
+    assert placed(base_dir) == npp_files(gina_dir) - {slow}
+    assert f"{slow} not placed: download failed" in run.stderr and "too slow" in run.stderr
+
+    newer = synthetic_sdr.make_pass(
+        gina_dir, "npp", granules=1, size=300_000, segments=("GITCO", "SVI05")
+    )
+    again = mirror(env, queue_file, "--deadline-allowance", "1")
+    assert again.returncode == 0
+    assert {p.name for p in newer} <= placed(base_dir), "the newer granule is not stuck"
+    assert slow not in placed(base_dir), "held back for its pause, retried later"

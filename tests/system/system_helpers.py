@@ -49,7 +49,7 @@ def mirror_env(collector: CollectorProcess) -> dict[str, str]:
 def run_mirror(collector: CollectorProcess, *args: str, timeout: float = 120):
     """mirror_gina as the crontab runs it (retry pause shortened), to its end."""
     return subprocess.run(
-        [*MIRROR, "--retry-pause", "0.05", *args],
+        [*MIRROR, "--now", "--retry-pause", "0.05", *args],
         env=mirror_env(collector),
         capture_output=True,
         text=True,
@@ -60,7 +60,7 @@ def run_mirror(collector: CollectorProcess, *args: str, timeout: float = 120):
 def start_mirror(collector: CollectorProcess, *args: str) -> subprocess.Popen:
     """mirror_gina started in the background (for a SIGKILL at a chosen moment)."""
     return subprocess.Popen(
-        [*MIRROR, "--retry-pause", "0.05", *args],
+        [*MIRROR, "--now", "--retry-pause", "0.05", *args],
         env=mirror_env(collector),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

@@ -5,8 +5,9 @@ stand-in, errors mailed to a real SMTP server on loopback. One run of mirror_gin
 (the crontab's command) meets, on 20 files of Suomi-NPP: 500s that pass, 500s that
 do not, a connection cut mid-body, corrupted bytes, a file that is not HDF5 but
 has the MD5 the catalogue announces, a transfer that stalls, and products.json
-answered once with malformed JSON (one queue is blind for that run). A second run
-fetches what the blind queue missed and holds the bad files back.
+answered once with malformed JSON (the first poll is blind: one line, mailed). A
+second run fetches everything, fails the bad files and remembers them, so a third
+holds them back without asking GINA for them.
 
 Expected: sdr/ ends with exactly the good files, each GINA's bytes and valid HDF5;
 each run sends at most one mail, and across both runs every failure is one record
@@ -52,7 +53,7 @@ def test_gina_faults_place_every_good_file_never_a_bad_one_and_mail_each_failure
     mails_first = len(mirror_mails(smtp_server))
     second = run_mirror(collector, "--stall-seconds", "2")
 
-    assert first.returncode == 1, "a queue could not list GINA's products"
+    assert first.returncode == 1, "the poll could not list GINA's products"
     assert second.returncode == 0, second.stderr[-2000:]
     placed = assert_sdr_holds_only_verified_files(collector.sdr_dir, gina)
     assert sorted(placed) == sorted(set(names) - bad)
@@ -68,4 +69,7 @@ def test_gina_faults_place_every_good_file_never_a_bad_one_and_mail_each_failure
     for mail in mails:
         count = len(RECORD.findall(mail.get_content()))
         assert mail["Subject"].endswith(f": {count} error{'s' if count != 1 else ''}")
-    assert "held back after failures" in second.stderr
+    requests = {name: gina.requests[name] for name in bad}
+    third = run_mirror(collector, "--stall-seconds", "2")
+    assert third.returncode == 0
+    assert {name: gina.requests[name] for name in bad} == requests, "held back, not asked"
