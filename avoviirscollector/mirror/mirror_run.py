@@ -42,8 +42,8 @@ from pathlib import Path
 
 import yaml
 
-from avoviirscollector import settings as settings_module
 from avoviirscollector import logs, verify
+from avoviirscollector import settings as settings_module
 from avoviirscollector.mirror import (
     cadence_rules,
     downloader,
