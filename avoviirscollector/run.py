@@ -18,6 +18,7 @@ import tempfile
 from pathlib import Path
 
 from avoviirscollector import settings as settings_module
+from avoviirscollector.mirror import adoption
 
 #: AF_UNIX socket paths hold at most 107 bytes (108 with the terminating NUL).
 MAX_SOCKET_PATH = 107
@@ -37,6 +38,8 @@ def prepare(settings: settings_module.Settings) -> Path:
     try:
         for name in settings_module.LAYOUT:
             (base / name).mkdir(parents=True, exist_ok=True)
+        for line in adoption.take_over(settings.tmp_dir, settings.log_dir, conf, base):
+            print(f"viirscollector run: {line}", file=sys.stderr)  # the original's leftovers
         with tempfile.TemporaryFile(dir=settings.log_dir):
             pass
     except OSError as error:

@@ -161,6 +161,15 @@ def _download(url: str, headers: dict, verify) -> tuple[int, bytes, dict]:
         return 200, bytes(body), dict(reply.headers)
 
 
+def _holds(target: Path, body: bytes) -> bool:
+    """True when the file already holds ``body``. One we may not read (the original
+    collector's, written 0600 by another UID) does not: it is replaced, not a failure."""
+    try:
+        return target.read_bytes() == body
+    except OSError:
+        return False
+
+
 def fetch(url: str, target: Path, meta_path: Path, ca_bundle: Path | None = None) -> Result:
     """Download when changed, check, replace atomically. Raises on any failure (file kept)."""
     meta = _read_meta(meta_path)
@@ -177,7 +186,7 @@ def fetch(url: str, target: Path, meta_path: Path, ca_bundle: Path | None = None
     satellites = validate(text)
     modified = reply_headers.get("Last-Modified")
     mtime = email.utils.parsedate_to_datetime(modified).timestamp() if modified else None
-    changed = not (target.exists() and target.read_bytes() == body)
+    changed = not _holds(target, body)
     if changed:
         _write_atomically(target, body, mtime)
     # TLE_URL may carry a credential: the file keeps it redacted, plus a hash to tell

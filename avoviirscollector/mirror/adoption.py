@@ -1,8 +1,10 @@
-"""Taking over the original collector's volume: its tmp/ leftovers, and the quarantine.
+"""Taking over the original collector's volume: its tmp/ leftovers, its logs, the quarantine.
 
-``viirscollector run`` calls :func:`remove_original_leftovers` before supervisord starts
-(at every start: the rules in :mod:`adoption_rules` match only the original's names, so
-after the first start there is nothing left to match). verify-sdr calls
+``viirscollector run`` calls :func:`take_over` before supervisord starts (at every start:
+the rules in :mod:`adoption_rules` match only the original's names, so after the first
+start there is nothing left to match): the original's partial downloads and lock files
+leave tmp/, and log files supervisord could not append to (another UID's) are moved
+aside, so the collector logs to the names it always uses. verify-sdr calls
 :func:`quarantine` for a file of sdr/ that is not GINA's or not HDF5.
 
 Quarantine: the file is renamed (same file system, atomic, bytes untouched) into
@@ -20,10 +22,17 @@ import json
 import logging
 import os
 import stat
+import tempfile
 import time
 from pathlib import Path
 
-from avoviirscollector.mirror.adoption_rules import original_leftover, quarantine_name
+from avoviirscollector.mirror.adoption_rules import (
+    aside_name,
+    is_our_log,
+    original_leftover,
+    our_log_names,
+    quarantine_name,
+)
 
 log = logging.getLogger("adoption")
 
@@ -89,6 +98,58 @@ def remove_original_leftovers(tmp_dir: Path) -> list[str]:
             f"({freed / 1e6:.1f} MB); nothing else in it was touched"
         )
     return lines
+
+
+def _writable(path: Path, directory: bool = False) -> bool:
+    """Can we write it? Tried for real (os.access says yes to root, whatever the file)."""
+    try:
+        if directory:
+            with tempfile.TemporaryFile(dir=path):
+                pass
+        else:
+            with open(path, "ab"):  # appending nothing changes neither bytes nor mtime
+                pass
+    except PermissionError:
+        return False
+    return True
+
+
+def move_aside_unwritable_logs(log_dir: Path, conf: Path, base_dir: Path) -> list[str]:
+    """Move aside log files supervisord.conf names that we cannot append to; one line each.
+
+    A log directory we cannot write in at all is itself moved aside (``log.original-<uid>``)
+    and made again. Raises OSError when even that is impossible.
+    """
+    uid, lines = os.getuid(), []
+    if log_dir.is_dir() and not _writable(log_dir, directory=True):
+        owner = log_dir.stat().st_uid
+        aside = log_dir.with_name(aside_name(log_dir.name, owner, set(os.listdir(base_dir))))
+        os.rename(log_dir, aside)
+        log_dir.mkdir()
+        lines.append(
+            f"{log_dir} belongs to uid {owner} and is not writable by uid {uid}: moved aside "
+            f"to {aside}; this collector logs to a new {log_dir}"
+        )
+    ours = our_log_names(conf.read_text(), str(base_dir))
+    for entry in sorted(os.scandir(log_dir), key=lambda e: e.name):
+        if not is_our_log(entry.name, ours) or not entry.is_file(follow_symlinks=False):
+            continue
+        path = Path(entry.path)
+        if _writable(path):
+            continue
+        owner = entry.stat(follow_symlinks=False).st_uid
+        aside = log_dir / aside_name(entry.name, owner, set(os.listdir(log_dir)))
+        os.rename(path, aside)
+        lines.append(
+            f"{path} belongs to uid {owner} and is not writable by uid {uid}: moved aside to "
+            f"{aside.name} (kept as it is); this collector logs to {path.name}"
+        )
+    return lines
+
+
+def take_over(tmp_dir: Path, log_dir: Path, conf: Path, base_dir: Path) -> list[str]:
+    """What ``viirscollector run`` does for the original's volume; the lines to print."""
+    return move_aside_unwritable_logs(log_dir, conf, base_dir) + remove_original_leftovers(tmp_dir)
 
 
 def _fsync_directory(path: Path) -> None:

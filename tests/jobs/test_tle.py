@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.privileges import drop_capabilities, is_root
 
 from avoviirscollector.jobs import tle
 from avoviirscollector.standins.celestrak import TleStandin, element_set, sample_elements
@@ -99,6 +100,51 @@ def test_first_fetch_writes_file_with_servers_time_then_conditional_requests_get
     )
     assert "unchanged" in second.stderr
     assert target.stat().st_ino == inode
+
+
+def test_the_original_collector_s_noaa_txt_is_kept_and_used_until_celestrak_has_newer(
+    base_dir, standin
+):
+    """The original's ``wget -N`` left elements/noaa.txt with Celestrak's Last-Modified as
+    its mtime and no state/tle.json: the first fetch asks If-Modified-Since that time, gets
+    304 and keeps the file as it is; only newer elements replace it."""
+    target = base_dir / "elements" / "noaa.txt"
+    target.parent.mkdir()
+    target.write_bytes(standin.body)
+    os.utime(target, (standin.last_modified, standin.last_modified))
+    before = (target.read_bytes(), target.stat().st_mtime, target.stat().st_ino)
+
+    kept = fetch_tle(base_dir, standin.url)
+
+    assert kept.returncode == 0, kept.stderr
+    assert "If-None-Match" not in standin.requests[-1]
+    assert (target.read_bytes(), target.stat().st_mtime, target.stat().st_ino) == before
+    assert "unchanged" in kept.stderr
+    standin.set_body(sample_elements() + ISS, last_modified=time.time() + 5)
+    assert fetch_tle(base_dir, standin.url).returncode == 0
+    assert target.read_bytes() == standin.body
+
+
+@pytest.mark.skipif(not is_root(), reason="needs root to own a file as another UID")
+def test_an_unreadable_noaa_txt_of_another_uid_is_replaced_not_a_failure(base_dir, standin):
+    target = base_dir / "elements" / "noaa.txt"
+    target.parent.mkdir()
+    target.write_text("the original's elements\n")
+    older = standin.last_modified - 3600  # Celestrak has newer elements since
+    os.utime(target, (older, older))
+    os.chown(target, 12345, 12345)
+    target.chmod(0o600)
+    env = {**os.environ, "VIIRS_BASE_DIR": str(base_dir), "TLE_URL": standin.url}
+    result = subprocess.run(
+        [*CLI, "fetch-tle"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        preexec_fn=drop_capabilities,  # reads the file as UID 2001 would: permission denied
+    )
+    assert result.returncode == 0, result.stderr
+    assert target.read_bytes() == standin.body
 
 
 def test_changed_elements_replace_the_file(base_dir, standin):
