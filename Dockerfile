@@ -53,7 +53,7 @@ VOLUME /viirs
 WORKDIR /viirs
 
 # 19091 tasks for workers, 19191 queue state, 29092 a message per file.
-EXPOSE 19091 19191 29092
+EXPOSE 19091 19191 29092 19292
 
 USER 2001
 

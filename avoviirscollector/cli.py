@@ -29,6 +29,8 @@ SUBCOMMANDS = {
     "status": ("operator.status", "one screen: programs, queue, newest file, disk"),
     "sniff": ("operator.sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
     "task": ("broker.task_client", "ask the broker for one task, as a worker does"),
+    "recorder": ("operator.web.recorder", "record the history the status page shows (daemon)"),
+    "web": ("operator.web.server", "serve the status page, its JSON API and /metrics (daemon)"),
     "demo": ("operator.demo", "run the whole collector against a local GINA stand-in"),
     "gina-standin": ("standins.gina", "serve a local GINA stand-in"),
     "replay-listener": (

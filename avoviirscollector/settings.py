@@ -98,6 +98,8 @@ class Settings:
     #: verify-sdr (the check of sdr/ files we did not fetch ourselves): MB/s and minutes per run.
     verify_rate_mb: int = 50
     verify_minutes: int = 15
+    web_port: int = 19292
+    history_max_mb: int = 256
     poll: PollSettings = None  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self):
@@ -267,6 +269,8 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         verify_rate_mb=_integer(env, "VIIRS_VERIFY_RATE_MB", 50, 1, 100000),
         verify_minutes=_integer(env, "VIIRS_VERIFY_MINUTES", 15, 1, 1440),
         poll=_poll(env),
+        web_port=_integer(env, "VIIRS_WEB_PORT", 19292, 1, 65535),
+        history_max_mb=_integer(env, "VIIRS_HISTORY_MAX_MB", 256, 1, None),
     )
 
 

@@ -20,7 +20,7 @@ from avoviirscollector import cli, settings
 
 REPO = Path(__file__).resolve().parent.parent
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-PORTS = {19091, 19191, 29092}
+PORTS = {19091, 19191, 29092, 19292}  # tasks, queue state, messages, status page
 
 
 def instructions() -> list[tuple[str, str]]:

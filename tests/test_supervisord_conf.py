@@ -32,6 +32,8 @@ PROGRAMS = {
     "task_broker": "task_broker",
     "msg_publisher": "msg_publisher",
     "supercronic": "viirscollector cron {config}/crontab",
+    "recorder": "viirscollector recorder",
+    "web": "viirscollector web",
 }
 
 

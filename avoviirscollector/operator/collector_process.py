@@ -48,6 +48,8 @@ PROGRAMS = (
     "task_broker",
     "msg_publisher",
     "supercronic",
+    "recorder",
+    "web",
     "replay_listener",
 )
 GATHERERS = tuple(p for p in PROGRAMS if p.startswith("segment_gatherer-"))
@@ -59,7 +61,9 @@ SUBSCRIPTIONS = {
     **{gatherer: ("msg_publisher",) for gatherer in GATHERERS},
 }
 #: The collector's own ports, by their VIIRS_* variable.
-PORT_VARIABLES = ("VIIRS_TASK_PORT", "VIIRS_STATE_PORT", "VIIRS_MESSAGE_PORT")
+PORT_VARIABLES = ("VIIRS_TASK_PORT", "VIIRS_STATE_PORT", "VIIRS_MESSAGE_PORT", "VIIRS_WEB_PORT")
+#: Where the status page (viirscollector web) listens: ``collector.web_url``.
+WEB_PATH = "/"
 POSTTROLL_PORT_VARIABLES = (
     "POSTTROLL_NAMESERVER_PORT",
     "POSTTROLL_ADDRESS_PUBLISH_PORT",
@@ -84,7 +88,7 @@ class CollectorProcess:
         """``ports``: VIIRS_*_PORT -> port to use instead of a free one (the demo's)."""
         self.base_dir = Path(base_dir).absolute()
         chosen = {name: int((ports or {}).get(name) or free_port()) for name in PORT_VARIABLES}
-        self.task_port, self.state_port, self.message_port = chosen.values()
+        self.task_port, self.state_port, self.message_port, self.web_port = chosen.values()
         self.env = dict(os.environ if env is None else env)
         for name in POSTTROLL_PORT_VARIABLES:
             self.env.setdefault(name, str(free_port()))
@@ -254,6 +258,11 @@ class CollectorProcess:
         ]
 
     # -- paths --------------------------------------------------------------------
+
+    @property
+    def web_url(self) -> str:
+        """The status page's address (viirscollector web on VIIRS_WEB_PORT)."""
+        return f"http://127.0.0.1:{self.web_port}{WEB_PATH}"
 
     @property
     def sdr_dir(self) -> Path:
