@@ -122,6 +122,8 @@ def flow(short_dir, gina, start_collector):
         "the hand-outs in the history",
     )
     wait_until(lambda: recorded()["mirror"]["runs"], 30, "the mirror run in the history")
+    # the queue empty again (sampled on change): the page and the API then agree on it
+    wait_until(lambda: recorded()["queue"]["now"]["length"] == 0, 90, "the empty queue sampled")
     return collector, planted, taken
 
 
