@@ -21,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from avoviirscollector import settings as settings_module
 from avoviirscollector.broker import task_store
-from avoviirscollector.mirror import mirror_gina
+from avoviirscollector.mirror import poll_state
 from avoviirscollector.operator.web import history_rules as rules
 from avoviirscollector.operator.web import history_store, recorder, server, views
 from avoviirscollector.operator.web.history_rules import FileEvent
@@ -83,7 +83,7 @@ def test_bad_hours_are_refused_with_the_allowed_range(raw):
 
 
 def test_the_recorder_reads_the_files_the_mirror_and_the_broker_write():
-    assert recorder.MIRROR_LAST_RUN == mirror_gina.LAST_RUN_FILE
+    assert recorder.MIRROR_LAST_RUN == poll_state.LAST_RUN_FILE
     assert recorder.BROKER_DB == task_store.DB_NAME
 
 
@@ -161,20 +161,27 @@ def test_a_slow_store_makes_the_recorder_drop_events_never_wait(tmp_path, monkey
     assert rec.pending.qsize() == 2
 
 
-def test_a_mirror_summary_becomes_a_run_with_its_failed_listings():
+def test_a_mirror_summary_becomes_a_run_with_its_listing_requests_and_bytes():
     run = recorder.mirror_run({
         "finished": "2026-12-01T09:00:00Z", "seconds": 2.0, "found": 5, "wanted": 4,
         "fetched": 3, "failed": 1, "bytes": 4_000_000,
-        "queues": [{"queue": "snpp-imagery", "status": "ok", "listing_bytes": 900},
-                   {"queue": "snpp-moderate", "status": "failed"},
+        "listing": [{"status": 200, "wire_bytes": 900}, {"status": 304, "wire_bytes": 300}],
+        "queues": [{"queue": "snpp-imagery", "status": "ok"},
                    {"queue": "noaa20-imagery", "status": "busy"}],
     })  # fmt: skip
     assert run["finished"] == T0
-    assert (run["listing_ok"], run["listing_failed"], run["listing_bytes"]) == (
-        1,
-        ["snpp-moderate"],
-        900,
-    )
+    assert (run["listing_ok"], run["listing_failures"], run["listing_bytes"]) == (2, 0, 1200)
+    assert run["listing_failed"] == []
+
+
+def test_a_poll_whose_listing_failed_is_one_failed_request_naming_its_queues():
+    run = recorder.mirror_run({
+        "finished": "2026-12-01T09:00:00Z", "seconds": 0.5, "listing": [],
+        "queues": [{"queue": "snpp-imagery", "status": "failed", "error": "timed out"},
+                   {"queue": "snpp-moderate", "status": "failed", "error": "timed out"}],
+    })  # fmt: skip
+    assert (run["listing_ok"], run["listing_failures"]) == (0, 1)
+    assert run["listing_failed"] == ["snpp-imagery", "snpp-moderate"]
 
 
 # ----------------------------------------------------------------- the server

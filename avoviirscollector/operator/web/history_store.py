@@ -202,7 +202,7 @@ class HistoryStore:
         ).rowcount
         if added:
             self._add_total("listing_requests", labels(result="ok"), run["listing_ok"])
-            failed = len(run["listing_failed"])
+            failed = run["listing_failures"]
             self._add_total("listing_requests", labels(result="failed"), failed)
             self._add_total("listing_bytes", labels(), run["listing_bytes"])
             self._add_total("mirror_failures", labels(reason="listing"), failed)

@@ -259,12 +259,21 @@ def mirror_section(model: dict) -> str:
     table = _table(
         ["finished", "found", "fetched", "failed", "MB", "MB/s", "no listing"], rows, "mirror-table"
     )
-    predicted = (
-        '<p class="note">Next passes: this collector does not predict passes.</p>'
-        if model["predicted_passes"] is None
-        else ""
-    )
+    predicted = predicted_table(model["predicted_passes"])
     return f'<section id="mirror"><h2>Mirror</h2>{state}{table}{predicted}</section>'
+
+
+def predicted_table(predicted: dict) -> str:
+    """The next passes over the antenna, as the mirror predicted them from the TLEs."""
+    if not predicted["available"]:
+        return f'<p id="predicted" class="note">Next passes: {escape(predicted["why"] or "–")}</p>'
+    rows = [
+        f"<tr><td>{escape(p['name'])}</td><td>{when(p['rise'])}</td><td>{when(p['set'])}</td>"
+        f'<td class="num">{p["max_elevation_degrees"]:.0f}°</td></tr>'
+        for p in predicted["passes"]
+    ]
+    table = _table(["satellite", "rises", "sets", "max elevation"], rows, "predicted-table")
+    return f"<h2>Next passes (predicted)</h2>{table}"
 
 
 def programs_section(model: dict) -> str:

@@ -97,19 +97,24 @@ def file_event(data: dict, received: float) -> tuple[FileEvent, int | None]:
 
 
 def mirror_run(summary: dict) -> dict:
-    """The mirror's last-run JSON as a history row."""
+    """The mirror's last-run JSON as a history row.
+
+    ``listing``: one record per products.json request (status, wire bytes). A poll whose
+    listing failed has none and every queue ``failed``: one failed request.
+    """
     queues = [q for q in summary.get("queues") or [] if isinstance(q, dict)]
+    requests = [r for r in summary.get("listing") or [] if isinstance(r, dict)]
+    failed_poll = bool(queues) and not requests and all(q.get("status") == "failed" for q in queues)
     return {
         "finished": epoch(summary["finished"]),
         "seconds": float(summary.get("seconds") or 0),
         **{key: int(summary.get(key) or 0) for key in ("found", "wanted", "fetched", "failed")},
         "bytes": int(summary.get("bytes") or 0),
         "queues": len(queues),
-        "listing_failed": sorted(
-            str(q.get("queue")) for q in queues if q.get("status") == "failed"
-        ),
-        "listing_ok": sum(1 for q in queues if q.get("status") == "ok"),
-        "listing_bytes": sum(int(q.get("listing_bytes") or 0) for q in queues),
+        "listing_failed": sorted(str(q.get("queue")) for q in queues) if failed_poll else [],
+        "listing_ok": len(requests),
+        "listing_failures": int(failed_poll),
+        "listing_bytes": sum(int(r.get("wire_bytes") or 0) for r in requests),
     }
 
 

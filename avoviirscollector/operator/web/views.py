@@ -226,6 +226,46 @@ def mirror(reader: HistoryReader, since: float) -> dict:
     }
 
 
+#: GINA's satellite names (the mirror's queues and passes) -> the files' short names.
+GINA_SATELLITES = {"snpp": "npp", "noaa20": "j01", "noaa21": "j02"}
+PASSES_PREDICTED = 6
+
+
+def predicted_passes(state_dir: Path, now: float) -> dict:
+    """The next passes over the antenna as the mirror predicted them (its poll state)."""
+    from avoviirscollector.mirror import poll_state
+
+    try:
+        state = poll_state.load(state_dir)
+    except (OSError, ValueError, TypeError):
+        state = None
+    if state is None:
+        return {"available": False, "why": "the mirror has not polled yet", "passes": []}
+    upcoming = sorted(
+        (p for p in state.passes if isinstance(p, dict) and p.get("fall", 0) > now),
+        key=lambda p: p["rise"],
+    )[:PASSES_PREDICTED]
+    why = redact(state.tle_problem) if state.tle_problem else None
+    if not upcoming and why is None:
+        why = "no pass predicted (no two-line elements yet?)"
+    return {
+        "available": bool(upcoming),
+        "why": why,
+        "passes": [
+            {
+                "satellite": GINA_SATELLITES.get(p["satellite"], p["satellite"]),
+                "name": PLATFORM_ALIASES.get(
+                    GINA_SATELLITES.get(p["satellite"], ""), p["satellite"]
+                ),
+                "rise": iso(p["rise"]),
+                "set": iso(p["fall"]),
+                "max_elevation_degrees": round(float(p.get("max_elevation") or 0), 1),
+            }
+            for p in upcoming
+        ],
+    }
+
+
 def programs(socket: Path, reader: HistoryReader, now: float) -> dict:
     """supervisord's programs now, with their restarts in the last day."""
     restarts = reader.restarts(now - DAY)
@@ -307,7 +347,7 @@ def status(context: Context, hours: int, now: float | None = None) -> dict:
             "queue": queue_view,
             "tasks": tasks(reader, since, products, waiting),
             "mirror": mirror(reader, since),
-            "predicted_passes": None,
+            "predicted_passes": predicted_passes(context.base_dir / "state", now),
             "programs": programs(context.socket, reader, now),
             "disk": disk(reader, now, context.retention_days),
         }
