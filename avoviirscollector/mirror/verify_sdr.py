@@ -6,8 +6,9 @@ left a truncated file under the final name, which our mirror would never fetch a
 a download: GINA's MD5 (from products.json, any facility, over the days the files
 cover) and an HDF5 open. A file GINA no longer lists gets the HDF5 check only. A file
 that fails is moved to ``quarantine/`` (never deleted, see :mod:`adoption`); its name
-is gone from sdr/, so the mirror's next run fetches it again when it is inside
-GINA_BACKFILL_DAYS.
+is gone from sdr/, so the mirror fetches it again when it is inside GINA_BACKFILL_DAYS:
+at the end of the run verify-sdr asks for that poll (``mirror_gina --now``) instead of
+waiting for the mirror's schedule.
 
 When it runs: the crontab runs ``verify-sdr --scheduled`` every minute. That does
 nothing (reads one small file) unless a verification is due: none was ever recorded
@@ -251,6 +252,7 @@ class Run:
             quarantined=sum(result in rules.QUARANTINED for result in done.values()),
         )
         self.results: dict[Result, int] = {}
+        self.refetch: list[str] = []  # quarantined files GINA lists: the mirror fetches them
         self.started = time.monotonic()
 
     def run(self, md5s: dict[str, str]) -> bool:
@@ -306,8 +308,10 @@ class Run:
         if listed_md5 is None:
             next_step = "GINA no longer lists it, so it is not fetched again"
         else:
+            self.refetch.append(entry.name)
             next_step = (
-                "the mirror fetches it again from GINA at its next run if it is inside "
+                "the mirror fetches it again from GINA at the poll this run asks for at its "
+                "end, if it is inside "
                 f"GINA_BACKFILL_DAYS={self.settings.backfill_days} (else run "
                 "`GINA_BACKFILL_DAYS=<days> mirror_gina` once)"
             )
@@ -430,7 +434,28 @@ def verify_sdr(settings: settings_module.Settings, args, stop: threading.Event) 
             return 1
         if run.run(md5s):
             finish(paths, run)
+        if run.refetch:
+            ask_mirror_to_poll(len(run.refetch))
     return 0
+
+
+def ask_mirror_to_poll(count: int) -> None:
+    """Run ``mirror_gina --now`` once, so quarantined files come back without waiting for
+    the mirror's next scheduled poll (which may be minutes away between passes). Its queue
+    locks make this safe next to a scheduled poll."""
+    import subprocess
+
+    log.info("asking the mirror to poll now: %d quarantined file(s) GINA lists", count)
+    command = [sys.executable, "-m", "avoviirscollector.cli", "mirror", "--now"]
+    try:
+        status = subprocess.run(command, timeout=900, check=False).returncode
+    except (OSError, subprocess.TimeoutExpired) as error:
+        log.warning(
+            "the mirror's poll did not finish (%s); its next scheduled poll fetches them", error
+        )
+        return
+    if status:
+        log.warning("the mirror's poll ended with status %d (see its lines above)", status)
 
 
 def _parent(args) -> int | None:

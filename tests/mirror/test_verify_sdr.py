@@ -72,15 +72,19 @@ def test_first_scheduled_run_quarantines_bad_files_and_later_runs_do_nothing(vol
     quarantine = base / "quarantine"
     assert sorted(p.name for p in quarantine.glob("*.h5")) == sorted(volume["bad"])
     for bad, result in volume["bad"].items():
-        assert not (base / "sdr" / bad).exists()
         assert verify.md5sum(quarantine / bad) == before[bad], "moved, never altered"
         record = json.loads((quarantine / f"{bad}.json").read_text())
         assert record["result"] == result and record["size"] == len((quarantine / bad).read_bytes())
         assert time.time() - (quarantine / bad).stat().st_mtime < 60, "retention counts from now"
-    kept = {p.name: verify.md5sum(p) for p in (base / "sdr").iterdir()}
-    assert kept == {n: m for n, m in before.items() if n not in volume["bad"]}
+    now = {p.name: verify.md5sum(p) for p in (base / "sdr").iterdir()}
+    refetched = {n for n in volume["bad"] if n in volume["served"]}
+    assert len(refetched) == 2
+    for name in refetched:  # the poll verify-sdr asked for fetched GINA's bytes again
+        assert now.pop(name) == gina.md5(name)
+    assert now == {n: m for n, m in before.items() if n not in volume["bad"]}
     assert "GINA no longer lists it, so it is not fetched again" in first.stderr
-    assert "the mirror fetches it again from GINA at its next run" in first.stderr
+    assert "the mirror fetches it again from GINA at the poll this run asks for" in first.stderr
+    assert "asking the mirror to poll now: 2 quarantined file(s)" in first.stderr
     record = json.loads((base / "state" / "verify-sdr.json").read_text())
     assert record["finished"] and record["results"] == {
         "ok": len(volume["served"]) - 2,
@@ -92,7 +96,10 @@ def test_first_scheduled_run_quarantines_bad_files_and_later_runs_do_nothing(vol
 
     again = run_verify(base, gina, "--scheduled")
     assert again.returncode == 0 and again.stderr == "", "a finished verification is not repeated"
-    assert gina.stats()["catalog_requests"] == 2, "one listing per satellite, in the first run"
+    requests = gina.stats()["catalog_requests"]
+    again = run_verify(base, gina, "--scheduled")
+    assert again.returncode == 0 and again.stderr == ""
+    assert gina.stats()["catalog_requests"] == requests, "GINA is not asked again"
 
 
 def test_on_demand_run_checks_again_every_file_now_in_sdr(volume):
