@@ -123,7 +123,7 @@ def predict(
         orbit = Orbital(satellite, line1=element.line1, line2=element.line2)
         for lon, lat, alt in sites:
             for rise, fall, top in orbit.get_next_passes(
-                start, hours, lon, lat, alt, horizon=MIN_ELEVATION
+                start, int(round(hours)), lon, lat, alt, horizon=MIN_ELEVATION
             ):
                 elevation = float(orbit.get_observer_look(top, lon, lat, alt)[1])
                 passes.append(Pass(satellite, _epoch(rise), _epoch(fall), round(elevation, 1)))

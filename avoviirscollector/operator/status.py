@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avoviirscollector import supervisor_client
-from avoviirscollector.operator import display
+from avoviirscollector.operator import display, polling_status
 
 #: What the collector writes per day (README): disk figures are compared with it.
 BYTES_PER_DAY = 36e9
@@ -182,6 +182,9 @@ def render(report: Report) -> str:
     lines.append(render_queue(report.queue))
     lines.append(render_newest(report.newest, report.now))
     lines.append(render_mirror(report.mirror, report.now))
+    lines += polling_status.lines(
+        report.base_dir / "state", report.now.replace(tzinfo=dt.UTC).timestamp()
+    )
     lines.append(render_disk(report.disk, report.base_dir, report.retention_days))
     return "\n".join(lines)
 

@@ -42,6 +42,39 @@ def _checksum(line: str) -> int:
     return sum(int(c) if c.isdigit() else (1 if c == "-" else 0) for c in line[:68]) % 10
 
 
+#: Degrees the Earth turns per day relative to the stars (what moves the ascending node
+#: relative to the ground as time passes).
+EARTH_DEGREES_PER_DAY = 360.98564736629
+
+
+def shift_elements(text: str, seconds: float) -> str:
+    """Real elements moved ``seconds`` in time: the same orbit over the same ground.
+
+    The epoch moves by ``seconds`` and the right ascension of the ascending node turns
+    with the Earth, so every pass the original elements predict happens ``seconds``
+    later over the same place (SGP4 propagates from the epoch, so its geometry is
+    unchanged). Lets a test or benchmark ship a real, published TLE set and still have
+    current elements and a pass at the moment it wants.
+    """
+    days = seconds / 86400
+    out = []
+    for line in text.splitlines():
+        if line.startswith("1 ") and len(line) == 69:
+            year, day = int(line[18:20]), float(line[20:32])
+            epoch = dt.datetime(2000 + year if year < 57 else 1900 + year, 1, 1)
+            epoch += dt.timedelta(days=day - 1 + days)
+            day_of_year = (epoch - dt.datetime(epoch.year, 1, 1)).total_seconds() / 86400 + 1
+            field = f"{epoch.year % 100:02d}{day_of_year:012.8f}"
+            line = line[:18] + field + line[32:68]
+            line += str(_checksum(line))
+        elif line.startswith("2 ") and len(line) == 69:
+            node = (float(line[17:25]) + EARTH_DEGREES_PER_DAY * days) % 360
+            line = line[:17] + f"{node:8.4f}" + line[25:68]
+            line += str(_checksum(line))
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
 def element_set(name: str, number: int, epoch: dt.datetime, revolution: int = 12345) -> str:
     """Three lines (name, line 1, line 2) in the TLE format with correct checksums."""
     year_day = epoch.timetuple().tm_yday + (epoch.hour * 3600 + epoch.minute * 60) / 86400
