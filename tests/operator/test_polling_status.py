@@ -29,8 +29,7 @@ def test_cadence_next_poll_and_each_satellites_next_pass():
     first, second = polling_status.render(state, NOW)
     assert first == "polling:  every 10 s (pass noaa20 until 13:40Z); next poll in 6.0 s"
     assert second == (
-        "passes:   snpp 14:02Z (max 38°), noaa20 now (until 13:10Z, max 69°), "
-        "noaa21 none predicted"
+        "passes:   snpp 14:02Z (max 38°), noaa20 now (until 13:10Z, max 69°), noaa21 none predicted"
     )
 
 
