@@ -12,7 +12,12 @@ bad request. It also tells when a worker went away before its reply could be sen
 that task goes back to the head of the queue instead of being lost.
 
 One thread owns the database and the sockets; the posttroll subscriber runs in a
-thread of its own and passes granules over an inproc socket.
+thread of its own and passes granules over an inproc socket. That thread never
+waits on a peer: replies are sent without blocking, and a peer whose replies pile
+up unread (a DEALER that floods requests and never reads) loses its own replies,
+logged once per connection, while every other worker is served and granules keep
+coming in. A frame over the request limit is refused by libzmq (ZMQ_MAXMSGSIZE)
+before it is buffered: that connection is closed and nothing of it is kept.
 """
 
 from __future__ import annotations
@@ -25,12 +30,14 @@ import sqlite3
 import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import zmq
 
 from avoviirscollector import bus, logs, settings
 from avoviirscollector.broker.task_rules import (
+    MAX_REQUEST_BYTES,
     GranuleError,
     RequestError,
     TaskRequest,
@@ -49,6 +56,11 @@ from avoviirscollector.broker.task_store import (
 GRANULE_TOPIC = "/AVO/viirs/granule"
 #: Requests answered under one commit at most.
 MAX_BATCH = 64
+#: Replies queued for one peer at most. A worker's REQ socket waits for each reply, so
+#: it never has more than one; a peer that lets this many pile up does not read them.
+REPLY_HWM = 100
+#: Peers remembered for "logged once per connection" (oldest forgotten first).
+PEERS_REMEMBERED = 1024
 #: Seconds between two queue-state messages.
 STATE_INTERVAL = 1.0
 #: Seconds without requests or granules after which the WAL is checkpointed.
@@ -168,6 +180,32 @@ def checkpoint_due(now: float, last_activity: float, last_checkpoint: float) -> 
     return now - last_activity >= CHECKPOINT_IDLE or now - last_checkpoint >= CHECKPOINT_EVERY
 
 
+class OncePer:
+    """Remembers what was logged already (a peer, a peer and a reason), so that one
+    connection repeating itself costs one log line, not one per message.
+
+    Bounded: the least recently seen of :data:`PEERS_REMEMBERED` keys is forgotten.
+    """
+
+    def __init__(self, size: int = PEERS_REMEMBERED):
+        self.size = size
+        self._seen: OrderedDict = OrderedDict()
+
+    def first(self, key) -> bool:
+        """True the first time ``key`` is seen (again after being forgotten)."""
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return False
+        self._seen[key] = None
+        if len(self._seen) > self.size:
+            self._seen.popitem(last=False)
+        return True
+
+    def forget(self, key) -> None:
+        """Log ``key`` again next time (the peer behaves again)."""
+        self._seen.pop(key, None)
+
+
 @dataclass
 class _Answer:
     """A reply and what to log once it is committed."""
@@ -175,17 +213,16 @@ class _Answer:
     reply: bytes
     task: Task | None = None
     notes: list[tuple[int, str, tuple]] = field(default_factory=list)
-    #: "task N (...) to PEER" for a task handed out without a lease
-    handed_out: str = ""
+    #: why the request was refused (logged once per connection and reason)
+    refused: str = ""
 
     def note(self, level: int, text: str, *args) -> _Answer:
         self.notes.append((level, text, args))
         return self
 
 
-def _refusal(reason: str, peer: str) -> _Answer:
-    answer = _Answer(b"error: " + reason.encode("utf-8"))
-    return answer.note(logging.WARNING, "refused a request from %s: %s", peer, reason)
+def _refusal(reason: str) -> _Answer:
+    return _Answer(b"error: " + reason.encode("utf-8"), refused=reason)
 
 
 class Broker:
@@ -199,7 +236,10 @@ class Broker:
         self.pull = self.context.socket(zmq.PULL)
         self.pull.bind(_GRANULE_PIPE)
         self.router = self.context.socket(zmq.ROUTER)
-        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # tells when a worker went away
+        self.router.setsockopt(zmq.SNDTIMEO, 0)  # never wait for one peer (see _send)
+        self.router.setsockopt(zmq.SNDHWM, REPLY_HWM)
+        self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
         self.router.bind(f"tcp://*:{config.task_port}")
         self.pub = self.context.socket(zmq.PUB)
         self.pub.bind(f"tcp://*:{config.state_port}")
@@ -209,6 +249,8 @@ class Broker:
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.router, zmq.POLLIN)
         self.listener = GranuleListener(self.context)
+        self.unread = OncePer()  # peers whose replies were dropped (logged once each)
+        self.logged = OncePer()  # (peer, what) already logged: refusals, bad envelopes
         store.checkpoint_elsewhere()
         self.activity = Activity()
         self.monitor = Monitor(store.path, self.pub, self.activity)
@@ -253,7 +295,7 @@ class Broker:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
-            envelope, body, peer = _split(frames)
+            envelope, body, peer = _split(frames, self.logged)
             if envelope is not None:
                 batch.append((envelope, body, peer))
         answers = []
@@ -263,35 +305,60 @@ class Broker:
         except Exception:
             log.exception("could not record the answers to %d requests; none was handed out")
             answers = [_Answer(b"error: the broker could not record the hand-out")] * len(batch)
-        handed_out = [answer.handed_out for answer in answers if answer.handed_out]
-        if handed_out:  # one line per batch: logging each costs as much as serving it
-            log.info("handed out %s", "; ".join(handed_out))
         for (envelope, _, peer), answer in zip(batch, answers, strict=True):
+            if answer.refused and self.logged.first((envelope[0], answer.refused)):
+                log.warning(
+                    "refused a request from %s: %s (logged once per connection)",
+                    peer,
+                    answer.refused,
+                )
             for level, text, args in answer.notes:
                 log.log(level, text, *args)
             self._send(envelope, answer, peer)
 
     def _send(self, envelope: list[bytes], answer: _Answer, peer: str) -> None:
+        """Send without waiting: a peer that does not read loses its reply, nobody else.
+
+        EAGAIN: the peer's REPLY_HWM replies wait unread. EHOSTUNREACH: it went away.
+        Either way a task handed out with that reply goes back to the head of the queue.
+        """
         try:
-            self.router.send_multipart([*envelope, answer.reply])
+            self.router.send_multipart([*envelope, answer.reply], zmq.NOBLOCK)
+        except zmq.Again:
+            self._unread(envelope[0], answer, peer)
+            return
         except zmq.ZMQError as error:
             if answer.task is None:
                 log.warning("could not reply to %s (%s)", peer, error)
                 return
             self.store.put_back(answer.task)
             log.warning(
-                "worker %s went away before it got %s; the task is back at the head of the queue",
+                "worker %s went away before it got %s; it is back at the head of the queue",
                 peer,
                 answer.task.describe(),
+            )
+            return
+        self.unread.forget(envelope[0])
+
+    def _unread(self, identity: bytes, answer: _Answer, peer: str) -> None:
+        if answer.task is not None:
+            self.store.put_back(answer.task)
+        if self.unread.first(identity):
+            log.warning(
+                "%s (connection %s) does not read its replies (%d wait unread): its replies "
+                "are dropped until it reads (logged once per connection); others are served",
+                peer,
+                identity.hex(),
+                REPLY_HWM,
             )
 
     def _answer(self, body: bytes | None, peer: str) -> _Answer:
         if body is None:
-            return _refusal("a request is one message frame", peer)
+            return _refusal("a request is one message frame")
         try:
             request = parse_task_request(body)
         except RequestError as error:
-            return _refusal(str(error), peer)
+            return _refusal(str(error))
         try:
             with self.store.transaction():
                 return self._fulfil(request, peer)
@@ -306,15 +373,14 @@ class Broker:
             if acked is None:
                 return _refusal(
                     f"task id {request.ack} holds no lease (unknown, or its lease expired "
-                    "and the task went back to the queue)",
-                    peer,
+                    "and the task went back to the queue)"
                 )
             answer.note(logging.INFO, "%s acknowledged by %s: done", acked.describe(), peer)
             if not request.products:
                 answer.reply = b"ok"
                 return answer
-        if request.just_testing:
-            task = self.store.oldest(request.products)
+        if request.just_testing:  # a peek: no log line (monitors poll all day)
+            task = self.store.next_task(request.products)
             answer.reply = b"" if task is None else task.reply()
             return answer
         task = self.store.take(request.products, request.lease)
@@ -322,16 +388,14 @@ class Broker:
             return answer
         answer.reply, answer.task = task.reply(), task
         if task.lease_id is None:
-            answer.handed_out = f"{task.describe()} to {peer}"
-            return answer
+            return answer.note(logging.INFO, "handed out %s to %s", task.describe(), peer)
         return answer.note(
             logging.INFO,
-            "handed out %s to %s with task id %s, leased for %g s (until %s)",
+            "handed out %s to %s, lease %s for %g s",
             task.describe(),
             peer,
             task.lease_id,
             request.lease,
-            _utc(task.lease_expires),
         )
 
     # --- timers ---------------------------------------------------------------------
@@ -339,10 +403,9 @@ class Broker:
     def _expire_leases(self) -> None:
         for task in self.store.expire_leases():
             log.warning(
-                "lease %s of %s expired without an ack: back at the head of the %s queue",
+                "lease %s expired without an ack: %s is back at the head of the queue",
                 task.lease_id,
                 task.describe(),
-                task.product,
             )
 
     def _forget(self) -> None:
@@ -392,11 +455,12 @@ class Broker:
         self.store.close()
 
 
-def _split(frames: list) -> tuple[list[bytes] | None, bytes | None, str]:
+def _split(frames: list, logged: OncePer) -> tuple[list[bytes] | None, bytes | None, str]:
     """(envelope, body, peer address) of a request received on the ROUTER socket.
 
     A REQ socket sends [identity, b"", body]; without the empty delimiter no reply
-    could reach it (a REP socket drops such messages too).
+    could reach it (a REP socket drops such messages too): dropped, logged once per
+    connection.
     """
     try:
         peer = frames[-1].get("Peer-Address")
@@ -404,7 +468,11 @@ def _split(frames: list) -> tuple[list[bytes] | None, bytes | None, str]:
         peer = "a worker"
     parts = [frame.bytes for frame in frames]
     if b"" not in parts[1:]:
-        log.warning("dropped a message from %s without a REQ envelope", peer)
+        if logged.first((parts[0], "envelope")):
+            log.warning(
+                "dropped a message from %s without a REQ envelope (logged once per connection)",
+                peer,
+            )
         return None, None, peer
     cut = parts.index(b"", 1) + 1
     body = parts[cut] if len(parts) == cut + 1 else None
@@ -412,36 +480,33 @@ def _split(frames: list) -> tuple[list[bytes] | None, bytes | None, str]:
 
 
 def _log_added(added: Added) -> None:
+    """One line per granule, naming its files' stem (under 200 characters)."""
     granule, task = added.granule, added.task
-    why = f" (reprocess {granule.reprocess})" if granule.reprocess else ""
+    why = f" (reprocess {granule.reprocess:.40})" if granule.reprocess else ""
     if added.outcome == "queued":
         log.info("queued %s%s", task.describe(), why)
     elif added.outcome == "merged" and added.files_added:
         log.info(
-            "merged granule %s into %s (%d new files), which keeps its place%s",
+            "merged granule %s into task %d (+%d files, %d in all; it keeps its place)%s",
             granule.describe(),
-            task.describe(),
+            task.id,
             added.files_added,
+            task.files,
             why,
         )
     elif added.outcome == "merged":
-        log.info(
-            "granule %s published again: already in %s, nothing to add",
-            granule.describe(),
-            task.describe(),
-        )
+        log.info("granule %s published again: in task %d already", granule.describe(), task.id)
     elif added.outcome == "replay":
         log.info(
-            "ignored granule %s: handed out at %s already (published again); an operator's "
-            "reprocess is queued again",
+            "ignored granule %s: handed out at %s (published again)",
             granule.describe(),
             _utc(added.handed_out_at),
         )
     else:
         log.info(
-            "ignored granule %s: it is in %s, leased to a worker (it returns if the lease expires)",
+            "ignored granule %s: in task %d, leased to a worker (back if the lease expires)",
             granule.describe(),
-            task.describe(),
+            task.id,
         )
 
 
@@ -456,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     config = settings.load_or_exit()
     logs.setup("task_broker", config, daemon=True)
     path = config.state_dir / DB_NAME
-    store = open_store(path, log)
+    store = open_store(path, log, stale_hours=config.stale_task_hours)
     try:
         broker = Broker(config, store)
     except zmq.ZMQError as error:

@@ -5,8 +5,14 @@ A granule message from a segment_gatherer becomes a task. A task's key is
 30 minutes of a queued task with the same key is merged into that task:
 start_time = min, end_time = max, dataset = union (no uid twice), and the task
 keeps its place. Otherwise it is a new task: that is what separates the
-ascending and descending passes of one orbit. Tasks are handed out oldest
-first; a task's product is the last element of its subject.
+ascending and descending passes of one orbit. A task's product is the last
+element of its subject.
+
+Which task is handed out next (:func:`hand_out_key`): the original rule, oldest
+queued first, for every task whose granule started within the last
+VIIRS_STALE_TASK_HOURS; older tasks (a catch-up, a replay, the backlog of an
+outage) wait behind those, newest granule first among themselves, so after an
+outage the current pass reaches a worker before yesterday's.
 
 Also here: what makes a granule "the same" for exactly-once hand-out, and the
 validation of the workers' requests. task_store.py applies these rules to the
@@ -29,6 +35,14 @@ ORBIT_SLACK = dt.timedelta(minutes=30)
 MAX_REQUEST_BYTES = 64 * 1024
 #: Longest lease a worker may ask for (the handed-out memory lasts longer).
 MAX_LEASE_SECONDS = 24 * 3600.0
+#: The products the gatherers make (etc/segment_gatherer.ini; a test checks they agree).
+KNOWN_PRODUCTS = ("tir", "vis", "btd", "mir")
+#: Default of VIIRS_STALE_TASK_HOURS: tasks of granules older than this go behind newer ones.
+STALE_TASK_HOURS = 3
+#: How start times are stored and compared (text in this format sorts by time).
+START_FORMAT = "%Y-%m-%dT%H:%M:%S"
+#: Longest file-name stem a log line carries (names of another pattern may be long).
+MAX_STEM = 60
 
 Key = tuple[str, str, int]
 
@@ -125,11 +139,8 @@ class Granule:
         return [item["uid"] for item in self.data["dataset"]]
 
     def describe(self) -> str:
-        """For log lines: product, platform, orbit and start."""
-        return (
-            f"{self.product} {self.platform_name} orbit {self.orbit_number} "
-            f"start {self.start_time:%Y-%m-%dT%H:%M:%S}"
-        )
+        """For log lines: product, the stem of its files' names (grep finds it), start time."""
+        return f"{self.product} {files_stem(self.uids)} {self.start_time:%H:%M:%S}"
 
 
 def granule_from_message(subject: str, atype: str, data) -> Granule:
@@ -158,6 +169,31 @@ def granule_from_message(subject: str, atype: str, data) -> Granule:
         end_time=end,
         reprocess=str(reprocess) if reprocess else None,
     )
+
+
+def file_stem(name: str) -> str:
+    """What the files of one granule share in their names: the fields between the segment
+    and the creation time, e.g. ``j01_d20240301_t1200003_e1201245_b32000`` of
+    ``SVI05_j01_d20240301_t1200003_e1201245_b32000_c20240301121510123456_cspp_dev.h5``.
+    A name of another pattern gives itself without its segment and extension.
+    """
+    base = name.rsplit("/", 1)[-1].removesuffix(".h5")
+    fields = base.split("_")[1:] or [base]
+    for index, value in enumerate(fields):
+        if index and value[:1] == "c" and value[1:].isdigit():
+            fields = fields[:index]
+            break
+    return "_".join(fields)
+
+
+def files_stem(uids: Iterable[str]) -> str:
+    """The stem of a granule's (or task's) files for a log line: the earliest granule's,
+    with ``+N`` when the files belong to N more granules (a merged task)."""
+    stems = sorted({file_stem(uid) for uid in uids})
+    if not stems:
+        return "no files"
+    first = stems[0] if len(stems[0]) <= MAX_STEM else stems[0][: MAX_STEM - 1] + "~"
+    return first if len(stems) == 1 else f"{first} +{len(stems) - 1}"
 
 
 def joins(task_start: dt.datetime, granule_start: dt.datetime) -> bool:
@@ -193,6 +229,28 @@ def task_data_from(granule: Granule) -> dict:
         granule.data,
     )["dataset"]
     return data
+
+
+# --- which task is handed out next -------------------------------------------------
+
+
+def stale_cutoff(now: dt.datetime, stale_hours: float | None) -> dt.datetime | None:
+    """Granules that started before this are stale; None (``stale_hours`` 0 or None): none is."""
+    if not stale_hours:
+        return None
+    return utc_naive(now) - dt.timedelta(hours=stale_hours)
+
+
+def hand_out_key(start: dt.datetime, position: int, cutoff: dt.datetime | None) -> tuple:
+    """Sort key of a waiting task: the smallest is handed out next.
+
+    Fresh tasks (granule start at or after ``cutoff``) come first, in queue order
+    (``position``: arrival order, a task put back at the head); stale ones after
+    them, newest granule first, ties in queue order.
+    """
+    if cutoff is None or start >= cutoff:
+        return (0, 0.0, position)
+    return (1, -(start - dt.datetime(1970, 1, 1)).total_seconds(), position)
 
 
 # --- datetimes in stored JSON -------------------------------------------------------
@@ -253,6 +311,10 @@ def _products(request: dict) -> tuple[str, ...]:
     for product in products:
         if not isinstance(product, str) or not product:
             raise RequestError(f"'desired products' holds {product!r:.80}, not a product name")
+    for product in products:
+        if product not in KNOWN_PRODUCTS:
+            known = ", ".join(KNOWN_PRODUCTS)
+            raise RequestError(f"unknown product {product!r:.80} (known: {known})")
     return tuple(dict.fromkeys(products))
 
 
@@ -347,15 +409,17 @@ def is_replay(granule: Granule, handed_out_reprocess: str | None) -> bool:
 
 
 class RuleQueue:
-    """The queue rules in memory: merge, split, oldest first, exactly once.
+    """The queue rules in memory: merge, split, hand-out order, exactly once.
 
     Not used by the daemon (see task_store.py); it states the rules in the
     fewest lines and is what the store's behaviour is checked against.
+    ``stale_hours`` is VIIRS_STALE_TASK_HOURS (None: the original order only).
     """
 
-    def __init__(self):
-        self.tasks: list[RuleTask] = []
+    def __init__(self, stale_hours: float | None = None):
+        self.tasks: list[RuleTask] = []  # in queue order
         self.handed_out: dict[str, str | None] = {}  # granule id -> reprocess id
+        self.stale_hours = stale_hours
 
     def add(self, granule: Granule) -> str:
         """Queue or merge a granule; return 'queued', 'merged' or 'duplicate'."""
@@ -381,14 +445,18 @@ class RuleQueue:
         target.granules[gid] = granule.reprocess or target.granules.get(gid)
         return "merged"
 
-    def oldest(self, products: Iterable[str]) -> RuleTask | None:
-        """The oldest task of one of ``products`` (left queued)."""
+    def next_task(self, products: Iterable[str], now: dt.datetime | None = None) -> RuleTask | None:
+        """The task of one of ``products`` handed out next at ``now`` (left queued)."""
         wanted = set(products)
-        return next((t for t in self.tasks if t.product in wanted), None)
+        cutoff = stale_cutoff(now, self.stale_hours) if now is not None else None
+        candidates = [(i, t) for i, t in enumerate(self.tasks) if t.product in wanted]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda c: hand_out_key(c[1].data["start_time"], c[0], cutoff))[1]
 
-    def take(self, products: Iterable[str]) -> RuleTask | None:
-        """Remove and return the oldest wanted task, remembering its granules."""
-        task = self.oldest(products)
+    def take(self, products: Iterable[str], now: dt.datetime | None = None) -> RuleTask | None:
+        """Remove and return the task handed out next, remembering its granules."""
+        task = self.next_task(products, now)
         if task is not None:
             self.tasks.remove(task)
             self.handed_out.update(task.granules)

@@ -2,8 +2,11 @@
 
 A granule counts as queued only once its transaction is committed; a hand-out is
 committed before its reply leaves (task_broker.py batches requests so that one
-fsync covers many hand-outs). Choosing the oldest task of the desired products is
-one index seek per product, never a scan of the queue.
+fsync covers many hand-outs). Choosing the next task of the desired products
+(task_rules.hand_out_key: fresh tasks in queue order, then stale ones newest
+granule first) is an index seek per product, never a scan of the queue: the head
+of the queue when it is fresh (the usual case); else the fresh tasks' range of the
+start-time index (a few hours of data at most), else one seek on that index.
 
 Exactly once: the granules of handed-out tasks are remembered for
 :data:`HANDED_OUT_MEMORY`, so a granule published again (a restarted gatherer
@@ -19,6 +22,7 @@ back to the head of the queue when the deadline passes.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import functools
 import logging
 import secrets
@@ -32,13 +36,17 @@ from pathlib import Path
 
 from avoviirscollector import bus
 from avoviirscollector.broker.task_rules import (
+    START_FORMAT,
     Granule,
     dumps,
+    files_stem,
     is_replay,
     joins,
     loads,
     merge_data,
+    stale_cutoff,
     task_data_from,
+    utc_naive,
 )
 
 DB_NAME = "task_queue.sqlite"
@@ -68,6 +76,7 @@ CREATE INDEX tasks_waiting ON tasks (product, position, queued_at) WHERE lease_e
 CREATE INDEX tasks_key ON tasks (subject, platform_name, orbit_number);
 CREATE INDEX tasks_leased ON tasks (lease_expires) WHERE lease_expires IS NOT NULL;
 CREATE UNIQUE INDEX tasks_lease_id ON tasks (lease_id) WHERE lease_id IS NOT NULL;
+-- (tasks_by_start, for stale tasks, is created by _START_INDEX, also in older databases)
 CREATE TABLE granules (
     granule_id TEXT PRIMARY KEY,
     task_id INTEGER,          -- the queued or leased task holding it, NULL once handed out
@@ -77,6 +86,14 @@ CREATE TABLE granules (
 CREATE INDEX granules_task ON granules (task_id) WHERE task_id IS NOT NULL
 -- (forgetting old hand-outs scans granules every 10 minutes: no index to keep up per hand-out)
 """
+
+#: The waiting tasks of a product by granule start, newest first: the stale tasks' order
+#: and the fresh tasks' range. A database of an earlier version gets it when opened
+#: (an added index changes nothing else; an older broker ignores it).
+_START_INDEX = (
+    "CREATE INDEX IF NOT EXISTS tasks_by_start ON tasks (product, start_time DESC, position) "
+    "WHERE lease_expires IS NULL"
+)
 
 _COLUMNS = (
     "id, position, product, subject, platform_name, orbit_number, atype, data, reply, "
@@ -123,16 +140,18 @@ class Task:
         return encode(self.subject, self.atype, data).encode("utf-8")
 
     def describe(self) -> str:
-        """For log lines: number, product, platform, orbit, start and file count."""
-        return (
-            f"task {self.id} ({self.product} {self.platform_name} orbit {self.orbit_number} "
-            f"start {self.start_time}, {self.files} files)"
-        )
+        """For log lines: number, product, the files' stem (grep finds it), start, file count.
+
+        The start is the time of day: the stem holds the date (``d20240301``), and every
+        line must stay under 200 characters.
+        """
+        stem = files_stem(item["uid"] for item in self.data["dataset"])
+        return f"task {self.id} ({self.product} {stem} {self.start_time[11:]}, {self.files} files)"
 
 
 def _task_columns(granule: Granule, data: dict) -> tuple:
     """(data, reply, start_time, files) of a task holding ``data``."""
-    start = data["start_time"].strftime("%Y-%m-%dT%H:%M:%S")
+    start = data["start_time"].strftime(START_FORMAT)
     encoded = encode(granule.subject, granule.atype, data)
     return dumps(data), encoded, start, len(data["dataset"])
 
@@ -153,9 +172,17 @@ class Added:
 class TaskStore:
     """The queue in one SQLite database; one instance per process, used by one thread."""
 
-    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        stale_hours: float | None = None,
+    ):
+        """``stale_hours``: VIIRS_STALE_TASK_HOURS (None or 0: the original order only)."""
         self.path = Path(path)
         self.clock = clock
+        self.stale_hours = stale_hours
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         self._depth = 0
@@ -186,6 +213,7 @@ class TaskStore:
                 db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         elif version != SCHEMA_VERSION:
             raise sqlite3.DatabaseError(f"schema version {version}, this broker knows 1")
+        db.execute(_START_INDEX)
 
     def close(self) -> None:
         """Close the database (everything is committed already)."""
@@ -331,18 +359,38 @@ class TaskStore:
         row = row.fetchone()
         return None if row is None else Task(*row)
 
-    def oldest(self, products: Iterable[str]) -> Task | None:
-        """The oldest waiting task of any of ``products``, left in the queue."""
+    def next_task(self, products: Iterable[str]) -> Task | None:
+        """The waiting task of any of ``products`` handed out next, left in the queue.
+
+        task_rules.hand_out_key's order: the head of the queue if it is fresh, else the
+        first fresh task in queue order, else the stale task of the newest granule.
+        """
         products = tuple(products)
         if not products:
             return None
         row = self._db.execute(oldest_sql(len(products)), products).fetchone()
-        return None if row is None else Task(*row)
+        if row is None:
+            return None
+        task = Task(*row)
+        cutoff = self._cutoff()
+        if cutoff is None or task.start_time >= cutoff:
+            return task
+        pairs = tuple(value for product in products for value in (product, cutoff))
+        row = self._db.execute(fresh_sql(len(products)), pairs).fetchone()
+        if row is None:
+            row = self._db.execute(stale_sql(len(products)), pairs).fetchone()
+        return Task(*row)
+
+    def _cutoff(self) -> str | None:
+        """Start times before this (stored text) are stale; None when nothing is."""
+        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
+        cutoff = stale_cutoff(utc_naive(now), self.stale_hours)
+        return None if cutoff is None else cutoff.strftime(START_FORMAT)
 
     def take(self, products: Iterable[str], lease: float | None = None) -> Task | None:
-        """Hand out the oldest wanted task: removed, or leased for ``lease`` seconds."""
+        """Hand out the next wanted task: removed, or leased for ``lease`` seconds."""
         with self.transaction():
-            task = self.oldest(products)
+            task = self.next_task(products)
             if task is None:
                 return None
             if lease is None:
@@ -443,7 +491,7 @@ class TaskStore:
         self._db.execute("PRAGMA wal_autocheckpoint=0")
 
     def queued(self) -> list[Task]:
-        """Every waiting task, oldest first (for tests and the status command)."""
+        """Every waiting task in queue order (for tests and the status command)."""
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM tasks WHERE lease_expires IS NULL ORDER BY position"
         )
@@ -490,7 +538,7 @@ class QueueReader:
 
 @functools.cache
 def oldest_sql(count: int) -> str:
-    """One statement: an index seek per product for its oldest waiting task, the oldest of those.
+    """One statement: an index seek per product for its first waiting task, the first of those.
 
     Never a scan of the queue, however many tasks of other products wait before it.
     """
@@ -502,6 +550,43 @@ def oldest_sql(count: int) -> str:
     return (
         f"SELECT {_COLUMNS} FROM tasks WHERE id = "
         f"(SELECT id FROM ({heads}) ORDER BY position LIMIT 1)"
+    )
+
+
+@functools.cache
+def fresh_sql(count: int) -> str:
+    """The first fresh task in queue order: per product, the range of starts >= the cutoff.
+
+    Parameters: (product, cutoff) per product. Only asked when the head is stale; the
+    range holds the tasks of the last VIIRS_STALE_TASK_HOURS, never the backlog.
+    """
+    seek = (
+        "SELECT * FROM (SELECT position, id FROM tasks INDEXED BY tasks_by_start "
+        "WHERE lease_expires IS NULL AND product = ? AND start_time >= ? "
+        "ORDER BY position LIMIT 1)"
+    )
+    heads = " UNION ALL ".join([seek] * count)
+    return (
+        f"SELECT {_COLUMNS} FROM tasks WHERE id = "
+        f"(SELECT id FROM ({heads}) ORDER BY position LIMIT 1)"
+    )
+
+
+@functools.cache
+def stale_sql(count: int) -> str:
+    """The stale task of the newest granule (ties in queue order): one seek per product.
+
+    Parameters: (product, cutoff) per product.
+    """
+    seek = (
+        "SELECT * FROM (SELECT start_time, position, id FROM tasks INDEXED BY tasks_by_start "
+        "WHERE lease_expires IS NULL AND product = ? AND start_time < ? "
+        "ORDER BY start_time DESC, position LIMIT 1)"
+    )
+    heads = " UNION ALL ".join([seek] * count)
+    return (
+        f"SELECT {_COLUMNS} FROM tasks WHERE id = "
+        f"(SELECT id FROM ({heads}) ORDER BY start_time DESC, position LIMIT 1)"
     )
 
 

@@ -62,7 +62,11 @@ def _listening(port: int) -> bool:
 
 
 class Broker:
-    """The ``task_broker`` program on free ports with its own base directory."""
+    """The ``task_broker`` program on free ports with its own base directory.
+
+    Its granules start in 2024: VIIRS_STALE_TASK_HOURS=0 keeps the original order for
+    all of them unless a test sets the variable (the newest-first tests do).
+    """
 
     def __init__(self, base: Path, env: dict | None = None):
         self.base = base
@@ -73,6 +77,7 @@ class Broker:
             "VIIRS_TASK_PORT": str(self.task_port),
             "VIIRS_STATE_PORT": str(self.state_port),
             "PYTHONUNBUFFERED": "1",
+            "VIIRS_STALE_TASK_HOURS": "0",
             **(env or {}),
         }
         base.mkdir(parents=True, exist_ok=True)  # state/ is the broker's to create
@@ -220,7 +225,7 @@ def test_worker_like_the_existing_ones_gets_a_task_posttroll_1_5_decodes(broker,
     assert legacy["subject"] == "/AVO/viirs/granule/tir" and legacy["version"] == "v1.01"
     assert {"start_time", "end_time"} <= set(legacy["datetimes"])
     assert legacy["data"]["start_time"] == T0.isoformat()
-    assert "handed out task 1 (tir NOAA-20 orbit 41131" in broker.log()
+    assert "handed out task 1 (tir 41131_120000 12:00:00, 2 files) to " in broker.log()
 
 
 def test_empty_reply_when_no_task_of_the_desired_products(broker, gatherer):
@@ -250,7 +255,7 @@ BAD_REQUESTS = [
     (b'{"desired products": ["tir"], "just testing": "no"}', "true or false"),
     (b'{"desired products": ["tir"], "lease": 0}', "over 0"),
     (b'{"ack": "1-nosuchlease"}', "holds no lease"),
-    (b'{"desired products": ["tir"], "x": "' + b"y" * 70_000 + b'"}', "limit"),
+    (b'{"desired products": ["tri"]}', "unknown product 'tri' (known: tir, vis, btd, mir)"),
 ]
 
 
@@ -466,3 +471,105 @@ def test_wal_checkpoint_waits_for_a_quiet_moment_but_not_forever():
     assert checkpoint_due(now=100.0 + CHECKPOINT_IDLE, last_activity=busy, last_checkpoint=90.0)
     assert checkpoint_due(now=100.0, last_activity=busy, last_checkpoint=100.0 - CHECKPOINT_EVERY)
     assert not checkpoint_due(now=100.5, last_activity=0.0, last_checkpoint=100.0)
+
+
+# --- requests over the limit, log lines, newest first ------------------------------------
+
+
+def test_frame_over_the_request_limit_closes_that_connection_and_others_are_served(
+    broker, gatherer
+):
+    """Issue 12.4: ZMQ_MAXMSGSIZE is the documented 64 KiB limit; libzmq drops larger frames."""
+    from avoviirscollector.broker.task_rules import MAX_REQUEST_BYTES
+
+    deliver(gatherer, granule_data(), queue_length(broker, 1))
+    at_limit = b'{"desired products": ["tir"], "just testing": true, "x": "'
+    at_limit += b"y" * (MAX_REQUEST_BYTES - len(at_limit) - 2) + b'"}'
+    assert len(at_limit) == MAX_REQUEST_BYTES and broker.request(at_limit) != b""
+    with pytest.raises(AssertionError, match="no reply"):
+        broker.request(at_limit[:-2] + b'y"}', timeout=2)
+    assert broker.peek("tir") != b"", "served after the oversized frame"
+    assert "Traceback" not in broker.log()
+
+
+REAL_NAME = (
+    "{segment}_j01_d20240301_t{start:%H%M%S}3_e{end:%H%M%S}5_b{orbit}"
+    "_c20240301{start:%H%M%S}123456_cspp_dev.h5"
+)
+
+
+def real_granule(orbit: int, start: dt.datetime) -> dict:
+    """A granule message whose files have names of the real pattern."""
+    end = start + dt.timedelta(seconds=85)
+    names = [
+        REAL_NAME.format(segment=s, start=start, end=end, orbit=orbit) for s in ("GITCO", "SVI05")
+    ]
+    return {
+        "platform_name": "NOAA-20",
+        "orbit_number": orbit,
+        "start_time": start,
+        "end_time": end,
+        "sensor": ["viirs"],
+        "dataset": [{"uid": name, "uri": f"/viirs/sdr/{name}"} for name in names],
+    }
+
+
+def test_broker_lines_name_the_files_stem_stay_under_200_and_peeks_write_none(broker, gatherer):
+    """Issue 14.10 for the broker: grep a file's stem finds its story; idle polls log nothing."""
+    first = real_granule(41131, T0)
+    stem = "j01_d20240301_t1200003_e1201255_b41131"
+    deliver(gatherer, first, queue_length(broker, 1))
+    later = real_granule(41131, T0 + dt.timedelta(seconds=86))
+    deliver(gatherer, later, holds(broker, later["dataset"][0]["uid"]))
+    deliver(gatherer, real_granule(41132, T0 + dt.timedelta(minutes=101)), queue_length(broker, 2))
+    lines_before = broker.log().count("\n")
+    for _ in range(200):
+        broker.peek("tir", "mir")
+    assert broker.log().count("\n") == lines_before, "a just-testing poll wrote a line"
+    leased = bus.Message.decode(broker.take("tir", lease=600).decode())
+    assert broker.request({"ack": leased.data["task_id"]}) == b"ok"
+    broker.take("tir")
+    deliver(gatherer, first, lambda: "(published again)" in broker.log())
+    # lines naming the queue's file are measured as in production (base /viirs)
+    log = broker.log().replace(str(broker.base), "/viirs")
+    info = [line for line in log.splitlines() if " INFO " in line]
+    assert [line for line in info if len(line) >= 200] == []
+    story = [line.split(": ", 1)[1] for line in info if stem in line]
+    assert [line.split(" ", 2)[:2] for line in story] == [
+        ["queued", "task"],
+        ["handed", "out"],
+        ["task", "1"],
+        ["ignored", "granule"],
+    ], story
+    assert story[0] == f"queued task 1 (tir {stem} 12:00:00, 2 files)"
+    assert story[1].startswith(f"handed out task 1 (tir {stem} +1 12:00:00, 4 files) to 127.")
+    assert story[2].endswith("acknowledged by 127.0.0.1: done")
+    merged = [line for line in info if "merged granule tir j01_d20240301_t1201263" in line]
+    assert len(merged) == 1 and "into task 1 (+2 files, 4 in all" in merged[0], info
+
+
+def test_a_2019_worker_gets_the_newest_granule_first_when_the_backlog_is_stale(
+    tmp_path, nameserver, gatherer
+):
+    """Issue 17: tasks older than VIIRS_STALE_TASK_HOURS wait behind the current pass."""
+    broker = Broker(tmp_path / "viirs", {"VIIRS_STALE_TASK_HOURS": "1"}).start()
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    ages = {50001: 26, 50002: 5, 50003: 0.3, 50004: 3, 50005: 0.1}  # orbit -> hours ago
+    try:
+        for count, (orbit, hours) in enumerate(ages.items(), 1):
+            data = real_granule(orbit, now - dt.timedelta(hours=hours))
+            deliver(gatherer, data, queue_length(broker, count))
+        context = zmq.Context()
+        worker = context.socket(zmq.REQ)  # as the 2019 workers ask, nothing new
+        worker.setsockopt(zmq.LINGER, 0)
+        worker.setsockopt(zmq.RCVTIMEO, 5000)
+        worker.connect(f"tcp://localhost:{broker.task_port}")
+        orbits = []
+        for _ in ages:
+            worker.send_json({"desired products": ["tir", "mir"], "just testing": False})
+            orbits.append(bus.Message.decode(worker.recv().decode()).data["orbit_number"])
+        worker.close(linger=0)
+        context.term()
+    finally:
+        broker.close()
+    assert orbits == [50003, 50005, 50004, 50002, 50001]

@@ -224,3 +224,17 @@ def test_an_impossible_host_is_one_line_not_a_traceback():
     assert result.returncode == 1
     assert result.stderr.startswith("task: cannot ask tcp://bad host:19091: Invalid argument")
     assert result.stderr.count("\n") == 1
+
+
+def test_unknown_product_is_an_error_naming_the_known_ones_not_an_empty_reply(real_broker):
+    """Regression (issue 14.3): `task --product tri` got "no task waiting", forever."""
+    port = real_broker["VIIRS_TASK_PORT"]
+    for args in (("--product", "tri"), ("--product", "tri", "--just-testing")):
+        result = run_cli("task", *args, "--port", port)
+        assert result.returncode == 1, result.stdout
+        assert result.stdout == ""
+        assert result.stderr == "task: error: unknown product 'tri' (known: tir, vis, btd, mir)\n"
+    with TaskClient(port=int(port), timeout=5) as client:
+        raw = client.send({"desired products": ["tri"], "just testing": False})
+    assert raw == b"error: unknown product 'tri' (known: tir, vis, btd, mir)"
+    raw.decode("utf-8")  # plain UTF-8 text, as every refusal

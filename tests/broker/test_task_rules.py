@@ -10,18 +10,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from avoviirscollector.broker.task_rules import (
+    KNOWN_PRODUCTS,
     MAX_REQUEST_BYTES,
     GranuleError,
     RequestError,
     RuleQueue,
     TaskRequest,
     dumps,
+    file_stem,
+    files_stem,
     granule_from_message,
+    hand_out_key,
     joins,
     loads,
     merge_data,
     parse_request,
     product_of,
+    stale_cutoff,
 )
 
 T0 = dt.datetime(2024, 3, 1, 12, 0, 0)
@@ -282,3 +287,84 @@ def test_deeply_nested_json_under_the_size_limit_is_refused_not_raised(raw):
     assert len(raw) < MAX_REQUEST_BYTES
     with pytest.raises(RequestError, match="nested too deeply"):
         parse_request(raw)
+
+
+def test_unknown_product_is_refused_naming_the_known_ones():
+    """Regression (issue 14.3): ["tri"] was an empty reply ("nothing to do") forever."""
+    with pytest.raises(RequestError) as refused:
+        parse_request(b'{"desired products": ["tir", "tri"], "just testing": true}')
+    assert str(refused.value) == "unknown product 'tri' (known: tir, vis, btd, mir)"
+    assert parse_request(b'{"desired products": ["btd", "vis"]}').products == ("btd", "vis")
+
+
+def test_known_products_are_the_gatherers_publish_topics_in_order():
+    import configparser
+    from pathlib import Path
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(Path(__file__).resolve().parents[2] / "etc" / "segment_gatherer.ini")
+    topics = [ini[section]["publish_topic"] for section in ini.sections()]
+    assert tuple(product_of(topic) for topic in topics) == KNOWN_PRODUCTS
+
+
+# --- log lines: the files' stem -------------------------------------------------------
+
+REAL = "_j01_d20240301_t1200003_e1201245_b32000_c20240301121510123456_cspp_dev.h5"
+
+
+def test_stem_is_what_a_granules_files_share_between_segment_and_creation_time():
+    assert file_stem("SVI05" + REAL) == "j01_d20240301_t1200003_e1201245_b32000"
+    other = "GITCO" + REAL.replace("c20240301121510123456", "c20240301121512999999")
+    assert files_stem(["SVI05" + REAL, other]) == "j01_d20240301_t1200003_e1201245_b32000"
+    later = "SVI05" + REAL.replace("t1200003_e1201245", "t1201258_e1202500")
+    assert files_stem(["SVI05" + REAL, later]) == "j01_d20240301_t1200003_e1201245_b32000 +1"
+    assert file_stem("GITCO_odd_name.h5") == "odd_name"
+    assert len(files_stem(["SVI05_" + "x" * 300 + ".h5"])) == 60
+
+
+# --- which task is handed out next -----------------------------------------------------
+
+NOW = dt.datetime(2024, 3, 1, 18, 0, 0)
+
+
+def test_fresh_tasks_go_in_queue_order_stale_ones_behind_them_newest_first():
+    """Issue 17: a backlog older than VIIRS_STALE_TASK_HOURS waits behind the current passes."""
+    cutoff = stale_cutoff(NOW, 3)
+    assert cutoff == dt.datetime(2024, 3, 1, 15, 0)
+    hours_ago = {1: 1, 2: 0.2, 3: 30, 4: 5, 5: 26, 6: 2}  # position -> hours since start
+    order = sorted(
+        hours_ago,
+        key=lambda pos: hand_out_key(NOW - dt.timedelta(hours=hours_ago[pos]), pos, cutoff),
+    )
+    assert order == [1, 2, 6, 4, 5, 3]
+
+
+def test_no_stale_hours_keeps_the_original_order():
+    assert stale_cutoff(NOW, 0) is None and stale_cutoff(NOW, None) is None
+    keys = [hand_out_key(NOW - dt.timedelta(days=d), p, None) for p, d in ((1, 9), (2, 1), (3, 5))]
+    assert sorted(keys) == keys
+
+
+def test_rule_queue_hands_out_the_current_pass_before_yesterdays_backlog():
+    queue = RuleQueue(stale_hours=3)
+    queue.add(granule(orbit=1, minutes=0))  # 2024-03-01 12:00, 6 h before NOW: stale
+    queue.add(granule(orbit=2, minutes=100))  # 13:40: stale, newer
+    queue.add(granule(orbit=4, minutes=350))  # 17:50: fresh
+    queue.add(granule(orbit=3, minutes=300))  # 17:00: fresh, queued after orbit 4
+    taken = [queue.take(["tir"], NOW).key[2] for _ in range(4)]
+    assert taken == [4, 3, 2, 1]
+    assert queue.take(["tir"], NOW) is None
+
+
+@given(st.lists(st.floats(0, 48), min_size=1, max_size=20))
+@settings(max_examples=100, deadline=None)
+def test_every_fresh_task_is_handed_out_before_any_stale_one(ages):
+    queue = RuleQueue(stale_hours=3)
+    for orbit, age in enumerate(ages):
+        queue.add(granule(orbit=orbit, minutes=360 - age * 60))
+    taken = []
+    while (task := queue.take(["tir"], NOW)) is not None:
+        taken.append(ages[task.key[2]])
+    fresh = [age for age in ages if NOW - dt.timedelta(hours=age) >= stale_cutoff(NOW, 3)]
+    assert taken[: len(fresh)] == fresh, "fresh ones first, in queue order"
+    assert taken[len(fresh) :] == sorted(taken[len(fresh) :]), "then stale ones, newest first"

@@ -6,6 +6,7 @@ here the database is reopened to show the queue is what was committed.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sqlite3
 import tempfile
@@ -22,8 +23,10 @@ from avoviirscollector.broker.task_store import (
     DB_NAME,
     HANDED_OUT_MEMORY,
     TaskStore,
+    fresh_sql,
     oldest_sql,
     open_store,
+    stale_sql,
 )
 
 
@@ -78,7 +81,7 @@ def test_oldest_task_is_chosen_through_the_index_not_a_scan(store):
     details = [row[-1] for row in plan]
     assert sum("USING INDEX tasks_waiting (product=?)" in d for d in details) == 3, details
     assert not any(d.startswith("SCAN tasks") for d in details), details
-    assert store.oldest(["mir", "btd"]).orbit_number == 2
+    assert store.next_task(["mir", "btd"]).orbit_number == 2
 
 
 def test_oldest_of_several_desired_products_is_handed_out(store):
@@ -286,3 +289,91 @@ def test_store_hands_out_what_the_rules_say_in_the_same_order(ops):
             assert [_view(t) for t in store.queued()] == [_view(t) for t in model.tasks]
         finally:
             store.close()
+
+
+# --- newest granule first for stale tasks (issue 17) -----------------------------------
+
+#: 2024-03-01T18:00:00Z, six hours after the test granules' T0.
+NOW = dt.datetime(2024, 3, 1, 18, tzinfo=dt.UTC)
+
+stale_operations = st.lists(
+    st.one_of(
+        st.tuples(
+            st.just("add"),
+            st.builds(
+                granule,
+                product=st.sampled_from(["tir", "mir"]),
+                orbit=st.integers(1, 3),
+                minutes=st.integers(0, 12 * 60).map(float),  # 6 h stale .. 6 h ahead
+                uids=st.lists(st.sampled_from("abcd"), min_size=1, max_size=2),
+            ),
+        ),
+        st.tuples(st.just("take"), st.sampled_from([("tir",), ("mir",), ("mir", "tir")])),
+        st.tuples(st.just("wait"), st.integers(1, 4 * 3600)),
+    ),
+    max_size=30,
+)
+
+
+@given(stale_operations)
+@settings(max_examples=80, deadline=None)
+def test_store_hands_out_stale_tasks_behind_fresh_ones_as_the_rules_say(ops):
+    clock = Clock(NOW.timestamp())
+    model = RuleQueue(stale_hours=3)
+    with tempfile.TemporaryDirectory() as directory:
+        store = TaskStore(Path(directory) / DB_NAME, clock=clock, stale_hours=3)
+        try:
+            for op, arg in ops:
+                if op == "add":
+                    outcome = store.add(arg).outcome
+                    assert {"replay": "duplicate"}.get(outcome, outcome) == model.add(arg)
+                elif op == "wait":
+                    clock.now += arg
+                else:
+                    now = dt.datetime.fromtimestamp(clock.now, dt.UTC).replace(tzinfo=None)
+                    # the store compares whole seconds: so does the model here
+                    now = now.replace(microsecond=0)
+                    expected, task = model.take(arg, now), store.take(arg)
+                    assert (task and _view(task)) == (expected and _view(expected))
+        finally:
+            store.close()
+
+
+def test_stale_and_fresh_choices_are_index_seeks_not_scans(store):
+    for orbit in range(300):
+        store.add(granule(product=("tir", "vis", "mir")[orbit % 3], orbit=orbit, minutes=orbit))
+    store._db.execute("ANALYZE")
+    params = ("tir", "2024-03-01T14:00:00", "mir", "2024-03-01T14:00:00")
+    for sql, op in ((fresh_sql(2), ">"), (stale_sql(2), "<")):
+        details = [row[-1] for row in store._db.execute("EXPLAIN QUERY PLAN " + sql, params)]
+        wanted = f"USING INDEX tasks_by_start (product=? AND start_time{op}?)"
+        assert sum(wanted in d for d in details) == 2, details
+        assert not any(d.startswith("SCAN tasks") for d in details), details
+
+
+def test_put_back_stale_task_still_waits_behind_fresh_ones(tmp_path):
+    clock = Clock(NOW.timestamp())
+    store = TaskStore(tmp_path / DB_NAME, clock=clock, stale_hours=3)
+    store.add(granule(orbit=1, minutes=0))  # 12:00, stale at 18:00
+    store.add(granule(orbit=2, minutes=330))  # 17:30, fresh
+    assert store.next_task(["tir"]).orbit_number == 2
+    stale = store.take(["tir"], lease=10)
+    assert stale.orbit_number == 2
+    clock.now += 11
+    assert [t.orbit_number for t in store.expire_leases()] == [2]
+    assert store.take(["tir"]).orbit_number == 2, "expired lease: back at the head"
+    assert store.take(["tir"]).orbit_number == 1
+    store.close()
+
+
+def test_database_of_the_first_version_gets_the_start_index_and_keeps_its_tasks(tmp_path):
+    path = tmp_path / DB_NAME
+    first = TaskStore(path)
+    first.add(granule(orbit=1))
+    first._db.execute("DROP INDEX tasks_by_start")  # as a database of the first version
+    first.close()
+    second = TaskStore(path, stale_hours=3)
+    indexes = {row[0] for row in second._db.execute("SELECT name FROM sqlite_master")}
+    assert "tasks_by_start" in indexes
+    assert second.take(["tir"]).orbit_number == 1
+    second.close()
