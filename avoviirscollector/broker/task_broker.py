@@ -61,6 +61,9 @@ MAX_BATCH = 64
 REPLY_HWM = 100
 #: Peers remembered for "logged once per connection" (oldest forgotten first).
 PEERS_REMEMBERED = 1024
+#: Seconds between two requests served of a peer whose replies wait unread (the others
+#: are dropped unread, costing it its replies and the broker next to nothing).
+UNREAD_RETRY = 1.0
 #: Seconds between two queue-state messages.
 STATE_INTERVAL = 1.0
 #: Seconds without requests or granules after which the WAL is checkpointed.
@@ -201,9 +204,33 @@ class OncePer:
             self._seen.popitem(last=False)
         return True
 
-    def forget(self, key) -> None:
-        """Log ``key`` again next time (the peer behaves again)."""
-        self._seen.pop(key, None)
+
+class UnreadPeers:
+    """Peers whose replies wait unread: their requests are dropped before any work, but
+    one a second is served, so a peer that reads again is served again."""
+
+    def __init__(self, size: int = PEERS_REMEMBERED, retry: float = UNREAD_RETRY):
+        self.retry = retry
+        self.logged = OncePer(size)
+        self._since: OrderedDict[bytes, float] = OrderedDict()
+        self.size = size
+
+    def mark(self, identity: bytes, now: float) -> bool:
+        """A reply to ``identity`` could not be queued; True the first time (log it)."""
+        self._since[identity] = now
+        self._since.move_to_end(identity)
+        if len(self._since) > self.size:
+            self._since.popitem(last=False)
+        return self.logged.first(identity)
+
+    def skip(self, identity: bytes, now: float) -> bool:
+        """True: drop this request unserved (its peer reads nothing, it was tried lately)."""
+        since = self._since.get(identity)
+        return since is not None and now - since < self.retry
+
+    def reads(self, identity: bytes) -> None:
+        """A reply to ``identity`` was queued: serve it as everyone else."""
+        self._since.pop(identity, None)
 
 
 @dataclass
@@ -249,7 +276,7 @@ class Broker:
         self.poller.register(self.pull, zmq.POLLIN)
         self.poller.register(self.router, zmq.POLLIN)
         self.listener = GranuleListener(self.context)
-        self.unread = OncePer()  # peers whose replies were dropped (logged once each)
+        self.unread = UnreadPeers()  # peers whose replies pile up unread
         self.logged = OncePer()  # (peer, what) already logged: refusals, bad envelopes
         store.checkpoint_elsewhere()
         self.activity = Activity()
@@ -290,11 +317,14 @@ class Broker:
     def _serve(self) -> None:
         """Answer every waiting request; commit once, then send the replies."""
         batch = []
+        now = time.monotonic()
         while len(batch) < MAX_BATCH:
             try:
                 frames = self.router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 break
+            if self.unread.skip(frames[0].bytes, now):
+                continue
             envelope, body, peer = _split(frames, self.logged)
             if envelope is not None:
                 batch.append((envelope, body, peer))
@@ -338,15 +368,15 @@ class Broker:
                 answer.task.describe(),
             )
             return
-        self.unread.forget(envelope[0])
+        self.unread.reads(envelope[0])
 
     def _unread(self, identity: bytes, answer: _Answer, peer: str) -> None:
         if answer.task is not None:
             self.store.put_back(answer.task)
-        if self.unread.first(identity):
+        if self.unread.mark(identity, time.monotonic()):
             log.warning(
-                "%s (connection %s) does not read its replies (%d wait unread): its replies "
-                "are dropped until it reads (logged once per connection); others are served",
+                "%s (connection %s) does not read its replies (%d wait unread): its requests "
+                "are dropped while they do (logged once per connection); others are served",
                 peer,
                 identity.hex(),
                 REPLY_HWM,

@@ -6,7 +6,10 @@ no settings beyond the base directory and the state port, two short checks:
 1. supervisord answers on its unix socket (``<base>/tmp/supervisor.sock``, XML-RPC,
    as supervisorctl talks to it) and reports every program RUNNING;
 2. the task broker's queue state (JSON, published every second on the state port,
-   19191) arrives within :data:`STATE_TIMEOUT` seconds.
+   19191) arrives within :data:`STATE_TIMEOUT` seconds;
+3. the task port (19091) answers a worker's ``just testing`` request within
+   :data:`TASK_TIMEOUT` seconds: the state port is fed by another thread of the
+   broker, so only this proves that workers are served.
 
 A program that supervisord gave up on (FATAL), one restarting in a loop (BACKOFF)
 or a broker that stopped publishing makes the container "unhealthy", which
@@ -24,6 +27,10 @@ from avoviirscollector import supervisor_client
 
 RPC_TIMEOUT = supervisor_client.TIMEOUT
 STATE_TIMEOUT = 5.0
+#: Seconds the task port may take to answer a `just testing` request (it takes ms).
+TASK_TIMEOUT = 5.0
+#: What health asks the task port: a peek, as a worker's `just testing`; nothing is taken.
+TASK_PROBE = {"desired products": ["tir"], "just testing": True}
 
 
 class Unhealthy(Exception):
@@ -70,11 +77,45 @@ def check_queue_state(port: int, timeout: float = STATE_TIMEOUT, host: str = "12
     return {"queue length": length}
 
 
+def check_task_port(port: int, timeout: float = TASK_TIMEOUT, host: str = "127.0.0.1") -> float:
+    """Seconds the broker took to answer a `just testing` request; Unhealthy if it did not
+    answer in time, or answered something a worker could not read."""
+    import time
+
+    import zmq
+
+    context = zmq.Context()
+    req = context.socket(zmq.REQ)
+    req.setsockopt(zmq.LINGER, 0)
+    try:
+        req.connect(f"tcp://{host}:{port}")
+        started = time.monotonic()
+        req.send_json(TASK_PROBE)
+        if not req.poll(int(timeout * 1000)):
+            raise Unhealthy(
+                f"task_broker does not answer a just-testing request on port {port} "
+                f"within {timeout:g} s (workers get no tasks)"
+            )
+        reply = req.recv()
+        seconds = time.monotonic() - started
+    finally:
+        req.close(linger=0)
+        context.term()
+    if reply.startswith(b"error:"):
+        raise Unhealthy(
+            f"task_broker refused the health request: {reply[:200].decode(errors='replace')}"
+        )
+    if reply and not reply.startswith(b"pytroll://"):
+        raise Unhealthy(f"port {port} answers something that is not a task or an empty reply")
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both checks; print one line; exit 0 healthy, 1 not."""
     parser = argparse.ArgumentParser(
         prog="viirscollector health",
-        description="Exit 0 when every supervisord program runs and the broker publishes.",
+        description="Exit 0 when every supervisord program runs and the broker publishes "
+        "its queue state and answers workers.",
     )
     parser.add_argument("--timeout", type=float, default=STATE_TIMEOUT, help="seconds per check")
     args = parser.parse_args(argv)
@@ -84,10 +125,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         programs = check_programs(supervisor_client.socket_of(config.base_dir), args.timeout)
         state = check_queue_state(config.state_port, args.timeout)
+        answered = check_task_port(config.task_port, args.timeout)
     except Unhealthy as problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
-    print(f"healthy: {programs} programs running, queue length {state['queue length']}")
+    print(
+        f"healthy: {programs} programs running, queue length {state['queue length']}, "
+        f"task port answered in {answered * 1000:.0f} ms"
+    )
     return 0
 
 

@@ -38,8 +38,10 @@ def short_base():
     shutil.rmtree(base, ignore_errors=True)
 
 
-def run_health(base: Path, state_port: int, timeout: float = 2.0):
+def run_health(base: Path, state_port: int, timeout: float = 2.0, task_port: int | None = None):
     env = {**os.environ, "VIIRS_BASE_DIR": str(base), "VIIRS_STATE_PORT": str(state_port)}
+    if task_port is not None:
+        env["VIIRS_TASK_PORT"] = str(task_port)
     return subprocess.run(
         [*CLI, "health", "--timeout", str(timeout)],
         env=env,
@@ -161,12 +163,115 @@ def test_real_collector_is_healthy_and_a_stopped_program_makes_it_unhealthy(shor
     with CollectorProcess(short_base, env=env) as collector:
         collector.wait_running(PROGRAMS, timeout=60)
         result = wait_until(
-            lambda: (r := run_health(short_base, collector.state_port, 5)).returncode == 0 and r,
+            lambda: (
+                (
+                    r := run_health(short_base, collector.state_port, 5, collector.task_port)
+                ).returncode
+                == 0
+                and r
+            ),
             30,
             "health to pass",
         )
         assert result.stdout.startswith(f"healthy: {len(PROGRAMS)} programs running")
+        assert "task port answered in " in result.stdout
         collector.rpc().supervisor.stopProcess("msg_publisher")
-        result = run_health(short_base, collector.state_port, 5)
+        result = run_health(short_base, collector.state_port, 5, collector.task_port)
     assert result.returncode == 1
     assert result.stderr.strip() == "unhealthy: not running: msg_publisher STOPPED"
+
+
+# --- the task port answers workers (issue 12.1) ------------------------------------------
+
+
+class SilentTaskPort:
+    """A ROUTER on a free port that reads requests and never answers (a wedged broker)."""
+
+    def __init__(self):
+        self.context = zmq.Context()
+        self.router = self.context.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.port = self.router.bind_to_random_port("tcp://127.0.0.1")
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.router.close(linger=0)
+        self.context.term()
+
+
+STEADY_CONF = (
+    SUPERVISORD_HEAD
+    + """\
+[program:steady]
+command={python} -c "import time; time.sleep(120)"
+startsecs=0
+stopasgroup=true
+killasgroup=true
+"""
+)
+
+
+def test_task_port_that_does_not_answer_makes_health_fail_though_state_is_published(short_base):
+    """Regression (issue 12.1): a broker wedged on one peer still published its queue state
+    from another thread, and health said healthy while no worker was served."""
+    conf = short_base / "supervisord.conf"
+    conf.write_text(STEADY_CONF.format(base=short_base, python=sys.executable))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        sock = short_base / "tmp" / "supervisor.sock"
+        wait_until(lambda: _programs_or_none(sock) == 1, 30, "supervisord to run steady")
+        with (
+            StatePublisher(b'{"queue length": 0, "products waiting": []}') as state,
+            SilentTaskPort() as task,
+        ):
+            started = time.monotonic()
+            result = run_health(short_base, state.port, timeout=1, task_port=task.port)
+            took = time.monotonic() - started
+    finally:
+        terminate_then_kill(process, timeout=20)
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.strip() == (
+        f"unhealthy: task_broker does not answer a just-testing request on port {task.port} "
+        "within 1 s (workers get no tasks)"
+    )
+    assert took < 15
+
+
+def _programs_or_none(sock: Path):
+    try:
+        return health.check_programs(sock, timeout=2)
+    except health.Unhealthy:
+        return None
+
+
+def test_task_port_check_is_a_peek_answered_within_the_bound():
+    context = zmq.Context()
+    router = context.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    requests = []
+
+    def answer():
+        if router.poll(5000):
+            identity, empty, body = router.recv_multipart()
+            requests.append(json.loads(body))
+            router.send_multipart([identity, empty, b""])
+
+    thread = threading.Thread(target=answer)
+    thread.start()
+    try:
+        seconds = health.check_task_port(port, timeout=5)
+    finally:
+        thread.join(10)
+        router.close(linger=0)
+        context.term()
+    assert requests == [{"desired products": ["tir"], "just testing": True}]
+    assert 0 <= seconds < 5
+    with SilentTaskPort() as task, pytest.raises(health.Unhealthy, match="does not answer"):
+        health.check_task_port(task.port, timeout=0.5)
