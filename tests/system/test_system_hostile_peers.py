@@ -30,8 +30,12 @@ pytestmark = pytest.mark.system
 PEEK = {"desired products": ["tir"], "just testing": True}
 #: Requests the peer that never reads sends.
 FLOOD = 20_000
-#: A well-behaved worker's reply time while the hostile peer floods, at most (seconds).
-MAX_REPLY_SECONDS = 0.25
+#: A well-behaved worker's median reply time while the hostile peer floods, at most (ms).
+MEDIAN_REPLY_MS = 10
+#: ... and its longest (ms): on a loaded 2-core machine a reply now and then waits for the
+#: CPU, not for the peer (the figures without the flood, printed beside, show as much);
+#: before the fix the worker waited for ever.
+MAX_REPLY_MS = 2000
 #: kB the broker's resident memory may grow while three 400 MB frames are sent to it.
 RSS_GROWTH_KB = 8 * 1024
 
@@ -82,7 +86,11 @@ class PatientWorker(threading.Thread):
     def stop(self) -> dict:
         self.stopping.set()
         self.join(10)
-        ordered = sorted(self.seconds) or [float("inf")]
+        return self.figures()
+
+    def figures(self, since: int = 0) -> dict:
+        """Reply times from the ``since``-th reply on."""
+        ordered = sorted(self.seconds[since:]) or [float("inf")]
         return {
             "replies": len(self.seconds),
             "p50 ms": round(ordered[len(ordered) // 2] * 1000, 2),
@@ -124,6 +132,8 @@ def test_peer_that_never_reads_costs_only_its_own_replies_and_sigterm_still_work
     wait_until(lambda: queue_length(collector) == 8, 30, "8 tasks queued")
     worker, hostile = PatientWorker(collector.task_port), NeverReads(collector.task_port)
     worker.start()
+    time.sleep(2)  # the peer in the same run: the same worker without the flood
+    quiet, flood_from = worker.figures(), len(worker.seconds)
     hostile.start()
     try:
         wait_until(
@@ -135,14 +145,16 @@ def test_peer_that_never_reads_costs_only_its_own_replies_and_sigterm_still_work
         wait_until(lambda: queue_length(collector) == 12, 30, "the new granule's 4 tasks")
         wait_until(lambda: hostile.sent == FLOOD, 60, "the peer to send all its requests")
         time.sleep(1)  # the broker works through the last of them; the worker goes on asking
-        figures = worker.stop()
-        print(f"\na well-behaved worker while a peer floods and never reads: {figures}")
+        worker.stop()
+        figures = worker.figures(flood_from)
+        print(f"\na well-behaved worker, quiet: {quiet}; while a peer floods: {figures}")
 
         log = collector.log("task_broker")
         assert log.count("does not read its replies") == 1, "logged once per peer"
         assert figures["failures"] == 0, worker.failures[:3]
         assert figures["replies"] > 50
-        assert figures["max ms"] <= MAX_REPLY_SECONDS * 1000, figures
+        assert figures["p50 ms"] <= MEDIAN_REPLY_MS, (quiet, figures)
+        assert figures["max ms"] <= MAX_REPLY_MS, (quiet, figures)
 
         started = time.monotonic()
         collector.rpc().supervisor.stopProcess("task_broker", True)  # SIGTERM, as in production
