@@ -31,6 +31,7 @@ SUBCOMMANDS = {
     "task": ("broker.task_client", "ask the broker for one task, as a worker does"),
     "recorder": ("operator.web.recorder", "record the history the status page shows (daemon)"),
     "web": ("operator.web.server", "serve the status page, its JSON API and /metrics (daemon)"),
+    "worker": ("worker.reference_worker", "the reference worker: a satpy quick-look PNG per task"),
     "demo": ("operator.demo", "run the whole collector against a local GINA stand-in"),
     "gina-standin": ("standins.gina", "serve a local GINA stand-in"),
     "replay-listener": (

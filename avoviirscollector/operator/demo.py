@@ -32,7 +32,7 @@ from pathlib import Path
 
 from avoviirscollector import settings as settings_module
 from avoviirscollector import supervisor_client
-from avoviirscollector.operator import display
+from avoviirscollector.operator import demo_quicklooks, display
 from avoviirscollector.operator.collector_process import PROGRAMS, CollectorError, CollectorProcess
 from avoviirscollector.operator.demo_watch import (
     Console,
@@ -99,18 +99,21 @@ class Outcome:
     distinct: int = 0
     seconds: float = 0.0
     missing: list[str] = field(default_factory=list)
+    images: int | None = None  # PNGs of the reference worker (demo --worker)
 
 
 def summary(outcome: Outcome) -> str:
     """The last lines: a sentence for people, then key=value for scripts and the test."""
     state = "complete" if not outcome.missing else f"INCOMPLETE: {'; '.join(outcome.missing)}"
+    made = "" if outcome.images is None else f", {outcome.images} turned into images"
+    images = "" if outcome.images is None else f" images={outcome.images}"
     return (
         f"summary: {outcome.files} files ({display.size(outcome.bytes)}) of {outcome.granules} "
         f"granules mirrored, {outcome.messages} file messages ({outcome.distinct} files) on "
         "the message port, "
-        f"{outcome.tasks} tasks taken by the worker, in {outcome.seconds:.1f} s; {state}\n"
+        f"{outcome.tasks} tasks taken by the worker{made}, in {outcome.seconds:.1f} s; {state}\n"
         f"summary: files={outcome.files} bytes={outcome.bytes} granules={outcome.granules} "
-        f"tasks={outcome.tasks} seconds={outcome.seconds:.1f} "
+        f"tasks={outcome.tasks}{images} seconds={outcome.seconds:.1f} "
         f"result={'ok' if not outcome.missing else 'incomplete'}"
     )
 
@@ -322,8 +325,9 @@ def run_mirror(env: dict[str, str], console: Console) -> int:
 class Demo:
     """One run: everything it starts is recorded so that :meth:`close` stops it."""
 
-    def __init__(self, base: Path, console: Console, timeout: float):
+    def __init__(self, base: Path, console: Console, timeout: float, worker: bool = False):
         self.base, self.console, self.timeout = base, console, timeout
+        self.reference_worker = worker  # demo --worker: satpy PNGs by `viirscollector worker`
         self.watchers: list = []
         self.stack: CollectorProcess | None = None
         self.standin = None
@@ -346,6 +350,8 @@ class Demo:
     def run(self) -> Outcome:
         """The whole demo; :meth:`close` must follow, whatever happens."""
         say = self.console.say
+        if self.reference_worker:
+            demo_quicklooks.check_available()
         prepare_base(self.base)
         check_layout(self.base)
         settings = settings_module.load_or_exit()
@@ -396,6 +402,10 @@ class Demo:
         self.sdr = SdrWatcher(self.console, f"tcp://{host}:{ports['VIIRS_MESSAGE_PORT']}")
         self.queue = QueueWatcher(self.console, f"tcp://{host}:{ports['VIIRS_STATE_PORT']}")
         self.worker = DemoWorker(self.console, host, int(ports["VIIRS_TASK_PORT"]), products)
+        if self.reference_worker:
+            self.worker = demo_quicklooks.QuicklookWorker(
+                self.console, int(ports["VIIRS_TASK_PORT"]), self.base / "quicklooks", env
+            )
         self.progress = DownloadProgress(self.console, self.base / "sdr", files, total)
         cron = LogFollower(self.console, "cron", self.base / "log" / "supercronic.log")
         self.watchers = [self.sdr, self.queue, self.worker, self.progress, cron]
@@ -418,6 +428,8 @@ class Demo:
         out.granules = len({granule for _, granule in expected})
         out.tasks, out.messages = len(self.worker.tasks), self.sdr.count
         out.distinct = len(self.sdr.files)
+        if self.reference_worker:
+            out.images = len(self.worker.images())
         if len(placed) < len(names):
             out.missing.append(f"{len(names) - len(placed)} files not in sdr/")
         missing = expected - self.worker.covered
@@ -463,9 +475,15 @@ def main(argv: list[str] | None = None) -> int:
         metavar="S",
         help=f"seconds to wait for every task after the mirror ran ({DEFAULT_TIMEOUT:g})",
     )
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="the reference worker (`viirscollector worker`, needs the worker extra) takes "
+        "the tasks and makes a quick-look PNG of each with satpy",
+    )
     args = p.parse_args(argv)  # fmt: skip
     console = Console()
-    demo = Demo(args.base_dir.absolute(), console, args.timeout)
+    demo = Demo(args.base_dir.absolute(), console, args.timeout, args.worker)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     code = 1
@@ -485,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, previous)
     demo.outcome.seconds = console.elapsed()
     if code != 130:
+        if args.worker and demo.watchers:
+            print("\n".join(demo_quicklooks.summary_lines(demo.worker, demo.base)), flush=True)
         print(summary(demo.outcome), flush=True)
     return code
 
