@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 import shutil
@@ -203,3 +204,59 @@ def test_demo_refuses_a_base_directory_it_did_not_make_in_one_line(tmp_path):
     assert result.stdout.splitlines()[-1].endswith("result=incomplete")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.h5"]
     assert processes_of(tmp_path) == []
+
+
+@pytest.mark.system
+def test_demo_worker_turns_each_task_into_one_png_made_from_exactly_that_tasks_files(demo_base):
+    """``demo --worker``: the demo's pass, the real collector, the reference worker (satpy)."""
+    from helpers.satpy_needed import satpy
+    from PIL import Image
+
+    from avoviirscollector.filenames import parse
+    from avoviirscollector.settings import load
+    from avoviirscollector.standins.synthetic_scene import shape
+
+    satpy()
+    ports = {name: str(free_port()) for name in COLLECTOR_PORTS}
+    done = subprocess.run(
+        [sys.executable, "-m", "avoviirscollector.cli", "demo", "--worker", "--base-dir",
+         str(demo_base)],
+        capture_output=True, text=True, timeout=180, env=dict(os.environ, **ports),
+    )  # fmt: skip
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    assert "Traceback" not in out + done.stderr
+    match = re.search(r"summary: .* tasks=(\d+) images=(\d+) seconds=[\d.]+ result=ok$", out)
+    assert match, out[-3000:]
+    tasks, images = map(int, match.groups())
+    pngs = sorted((demo_base / "quicklooks").glob("*.png"))
+    assert tasks == images == len(pngs) >= 8, "one image per task, at least one per product"
+    listing = out.split("quick-look PNGs in", 1)[1].splitlines()[1 : 1 + len(pngs)]
+    assert [line.strip() for line in listing] == [f"quicklooks/{p.name}" for p in pngs]
+
+    sdr = {p.name for p in (demo_base / "sdr").glob("*.h5")}
+    needs = product_segments((load().config_dir / "etc/segment_gatherer.ini").read_text())
+    made: dict = {}
+    for png in pngs:
+        record = json.loads(png.with_suffix(".json").read_text())
+        product, files = record["product"], [parse(n) for n in record["files"]]
+        granules = {f.granule for f in files}
+        # exactly the task's files: every needed segment of its granules, nothing else
+        expected = {n for n in sdr if parse(n).granule in granules
+                    and parse(n).segment in needs[product]}  # fmt: skip
+        assert sorted(record["files"]) == sorted(expected), png.name
+        assert len({(f.platform, f.orbit) for f in files}) == 1, "one satellite, one orbit"
+        # ... and satpy read just those: the rows of their granules, their satellite and span
+        for band, (rows, columns) in record["bands"].items():
+            per_granule = shape(band[0])
+            assert (rows, columns) == (len(granules) * per_granule[0], per_granule[1]), band
+        assert record["platform_name"] == files[0].platform_name
+        assert record["start_time"] == min(f.start for f in files).isoformat()
+        assert record["task"]["task_id"], "taken on a lease, and acknowledged"
+        width, height = Image.open(png).size
+        assert height == max(rows for rows, _ in record["bands"].values())
+        for granule in granules:
+            assert (product, granule) not in made, f"{product} {granule} in two images"
+            made[(product, granule)] = png.name
+    assert set(made) == expected_work(sorted(sdr), needs)
+    assert processes_of(demo_base) == []
