@@ -16,6 +16,18 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+def port_taken(port: int) -> bool:
+    """True when something listens on TCP ``port`` (tried the way ZMQ binds: all addresses,
+    SO_REUSEADDR, so connections of a collector that just stopped do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+        except OSError:
+            return True
+    return False
+
+
 def connected(subscriber_pid: int | None, publisher_pid: int | None) -> bool:
     """True when process ``subscriber_pid`` has a TCP connection to a port ``publisher_pid``
     listens on (Linux /proc; a posttroll publisher listens on its one publishing port)."""

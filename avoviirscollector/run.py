@@ -18,11 +18,22 @@ import tempfile
 from pathlib import Path
 
 from avoviirscollector import settings as settings_module
+from avoviirscollector import supervisor_client
 from avoviirscollector.mirror import adoption
+from avoviirscollector.netutil import port_taken
 
 #: AF_UNIX socket paths hold at most 107 bytes (108 with the terminating NUL).
 MAX_SOCKET_PATH = 107
 SOCKET_NAME = "supervisor.sock"
+#: posttroll's TCP ports (its defaults): the nameserver's requests, its address announcements.
+POSTTROLL_PORTS = {
+    "POSTTROLL_NAMESERVER_PORT": (5557, "posttroll nameserver"),
+    "POSTTROLL_ADDRESS_PUBLISH_PORT": (16543, "posttroll address announcements"),
+}
+
+
+class Refused(Exception):
+    """Starting would disturb another collector (or be disturbed by it): exit status 2."""
 
 
 class RunError(Exception):
@@ -56,6 +67,55 @@ def prepare(settings: settings_module.Settings) -> Path:
     return conf
 
 
+def running_supervisord(settings: settings_module.Settings) -> int | None:
+    """The pid of the supervisord that answers on this base directory's socket, if any."""
+    sock = supervisor_client.socket_of(settings.base_dir)
+    if not sock.exists():
+        return None
+    try:
+        return int(supervisor_client.call(sock, "supervisor.getPID", timeout=5))
+    except (supervisor_client.SupervisorUnavailable, TypeError, ValueError):
+        return None  # a stale socket of a collector that died: supervisord replaces it
+
+
+def needed_ports(settings: settings_module.Settings, env=None) -> dict[str, int]:
+    """ "VARIABLE (what)" -> port, for every TCP port the collector's programs bind."""
+    env = os.environ if env is None else env
+    ports = {
+        "VIIRS_TASK_PORT (tasks)": settings.task_port,
+        "VIIRS_STATE_PORT (queue state)": settings.state_port,
+        "VIIRS_MESSAGE_PORT (messages)": settings.message_port,
+        "VIIRS_WEB_PORT (status page)": settings.web_port,
+    }
+    for name, (default, what) in POSTTROLL_PORTS.items():
+        raw = env.get(name, "").strip()
+        if raw and not raw.isdigit():
+            raise Refused(f"{name}={raw!r} is not a port number")
+        ports[f"{name} ({what})"] = int(raw) if raw else default
+    return ports
+
+
+def check_ports(settings: settings_module.Settings, env=None) -> None:
+    """Refuse to start on a port that is taken, or on one port given twice.
+
+    A second collector on taken posttroll ports would register its programs with the
+    first one's nameserver, whose gatherers would then take its files; on taken
+    collector ports its programs would crash-loop on "Address already in use".
+    """
+    ports = needed_ports(settings, env)
+    seen: dict[int, str] = {}
+    for what, port in ports.items():
+        if port in seen:
+            raise Refused(f"{what} and {seen[port]} are both port {port}")
+        seen[port] = what
+    taken = [f"{port} ({what})" for what, port in ports.items() if port_taken(port)]
+    if taken:
+        raise Refused(
+            f"port(s) already in use: {', '.join(taken)}; another collector or program "
+            "listens there: stop it or give this collector other ports"
+        )
+
+
 def environment(settings: settings_module.Settings) -> dict[str, str]:
     """supervisord's environment: ours plus the absolute directories its config reads."""
     env = dict(os.environ)
@@ -65,10 +125,15 @@ def environment(settings: settings_module.Settings) -> dict[str, str]:
 
 
 def supervisord_command(conf: Path) -> list[str]:
-    """The supervisord on PATH, or the one installed with this Python."""
-    program = shutil.which("supervisord")
-    if program:
-        return [program, "-c", str(conf)]
+    """The supervisord of this Python: the script beside it, else ``python -m``.
+
+    Not the first ``supervisord`` on PATH: in a virtual environment with system site
+    packages that is pyenv's shim, which puts the system Python's scripts first on the
+    PATH the programs inherit, so the collector would run another checkout's code.
+    """
+    beside = Path(sys.executable).parent / "supervisord"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return [str(beside), "-c", str(conf)]
     return [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)]
 
 
@@ -81,11 +146,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.parse_args(argv)
     settings = settings_module.load_or_exit()
+    pid = running_supervisord(settings)
+    if pid is not None:  # before prepare(): nothing of the running collector is touched
+        print(f"viirscollector run: a collector already runs on {settings.base_dir} "
+              f"(supervisord pid {pid}); nothing started", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         conf = prepare(settings)
     except RunError as error:
         print(f"viirscollector run: {error}", file=sys.stderr)
         return 1
+    try:
+        check_ports(settings)
+    except Refused as refusal:
+        print(f"viirscollector run: {refusal}; nothing started", file=sys.stderr)
+        return 2
     if shutil.which("supercronic") is None:
         print(
             "viirscollector run: supercronic is not installed; "

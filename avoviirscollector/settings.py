@@ -7,6 +7,7 @@ reading a traceback. Everything else in the package takes a :class:`Settings`.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -94,6 +95,9 @@ class Settings:
     task_port: int = 19091
     state_port: int = 19191
     message_port: int = 29092
+    #: Where the three ports listen: "*" (every interface, production) or one IPv4
+    #: address; the demo gives 127.0.0.1 so no worker on the network reaches it.
+    listen_address: str = "*"
     log_level: str = "INFO"
     #: verify-sdr (the check of sdr/ files we did not fetch ourselves): MB/s and minutes per run.
     verify_rate_mb: int = 50
@@ -233,6 +237,18 @@ def _directory(env: Mapping[str, str], name: str, default: Path) -> Path:
     return Path(raw)
 
 
+def _listen_address(env: Mapping[str, str]) -> str:
+    raw = _text(env, "VIIRS_LISTEN_ADDRESS")
+    if raw is None or raw == "*":
+        return "*"
+    try:
+        return str(ipaddress.IPv4Address(raw))
+    except ValueError:
+        raise SettingsError(
+            "VIIRS_LISTEN_ADDRESS", raw, "* (every interface) or an IPv4 address"
+        ) from None
+
+
 def _ca_bundle(env: Mapping[str, str]) -> Path | None:
     raw = _text(env, "TLE_CA_BUNDLE")
     if raw is None:
@@ -267,6 +283,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         task_port=_integer(env, "VIIRS_TASK_PORT", 19091, 1, 65535),
         state_port=_integer(env, "VIIRS_STATE_PORT", 19191, 1, 65535),
         message_port=_integer(env, "VIIRS_MESSAGE_PORT", 29092, 1, 65535),
+        listen_address=_listen_address(env),
         log_level=_choice(env, "VIIRS_LOG_LEVEL", "INFO", LOG_LEVELS),
         verify_rate_mb=_integer(env, "VIIRS_VERIFY_RATE_MB", 50, 1, 100000),
         verify_minutes=_integer(env, "VIIRS_VERIFY_MINUTES", 15, 1, 1440),

@@ -267,9 +267,9 @@ class Broker:
         self.router.setsockopt(zmq.SNDTIMEO, 0)  # never wait for one peer (see _send)
         self.router.setsockopt(zmq.SNDHWM, REPLY_HWM)
         self.router.setsockopt(zmq.MAXMSGSIZE, MAX_REQUEST_BYTES)
-        self.router.bind(f"tcp://*:{config.task_port}")
+        self.router.bind(f"tcp://{config.listen_address}:{config.task_port}")
         self.pub = self.context.socket(zmq.PUB)
-        self.pub.bind(f"tcp://*:{config.state_port}")
+        self.pub.bind(f"tcp://{config.listen_address}:{config.state_port}")
         for sock in (self.pull, self.router, self.pub):
             sock.setsockopt(zmq.LINGER, 0)
         self.poller = zmq.Poller()

@@ -122,6 +122,8 @@ class Outage:
     since: float
     mailed: float
     error: str
+    #: Failed runs so far (``viirscollector status``: "GINA not answering since ..., N runs").
+    runs: int = 1
 
     def should_mail(self, now: float, interval: float) -> bool:
         """True when this failure has not been mailed within ``interval`` seconds."""
@@ -134,9 +136,10 @@ def outage_failed(
     """Record one more failed listing; return the outage and whether to mail (log an ERROR)."""
     if outage is None:
         return Outage(since=now, mailed=now, error=error), True
+    runs = outage.runs + 1
     if outage.should_mail(now, interval):
-        return Outage(since=outage.since, mailed=now, error=error), True
-    return Outage(since=outage.since, mailed=outage.mailed, error=error), False
+        return Outage(since=outage.since, mailed=now, error=error, runs=runs), True
+    return Outage(since=outage.since, mailed=outage.mailed, error=error, runs=runs), False
 
 
 def load_outage(path: Path) -> Outage | None:

@@ -9,8 +9,10 @@ happens: downloads, messages on the message port, the queue, and a worker taking
 tasks the way real workers do. It ends with a summary and stops every process it
 started, on success, on error and on Ctrl-C (or SIGTERM).
 
-Ports: VIIRS_TASK_PORT, VIIRS_STATE_PORT, VIIRS_MESSAGE_PORT when set, else the production
-ones when free, else free ones; the first lines say which.
+Ports: VIIRS_TASK_PORT, VIIRS_STATE_PORT, VIIRS_MESSAGE_PORT when set, else free ones (the
+production ones only with ``--production-ports``); the first lines say which. They listen
+on 127.0.0.1 only (VIIRS_LISTEN_ADDRESS overrides): no worker on the network can take a
+synthetic task from the demo.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import os
 import select
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +72,7 @@ COLLECTOR_PORTS = {
     "VIIRS_TASK_PORT": (19091, "tasks (REP)"),
     "VIIRS_STATE_PORT": (19191, "queue state (PUB)"),
     "VIIRS_MESSAGE_PORT": (29092, "messages (PUB)"),
+    "VIIRS_WEB_PORT": (19292, "status page (HTTP)"),
 }
 #: Variables that must not leak into the demo (no mail to the duty scientist from a demo).
 _WITHHELD = ("MAILHOST", "LOG_SENDER", "LOG_RECIPIENT", "VIIRS_RETENTION")
@@ -146,36 +148,29 @@ def expected_work(files: list[str], products: dict[str, set[str]]) -> set[tuple[
     }
 
 
-def port_is_free(port: int) -> bool:
-    """True when nothing listens on ``port`` (bound the way ZMQ binds: all addresses)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("", port))
-        except OSError:
-            return False
-    return True
-
-
-def choose_ports(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """Ports set in the environment, else production ports when free, else free ones."""
-    from avoviirscollector.netutil import free_port
+def choose_ports(env: dict[str, str], production: bool = False) -> tuple[dict[str, str], list[str]]:
+    """Ports set in the environment, else free ones; the production ports only when asked
+    (``production``) and free. A demo on 19091 would hand synthetic tasks to a real worker
+    whose collector is briefly down."""
+    from avoviirscollector.netutil import free_port, port_taken
 
     chosen, notes = {}, []
     for name, (default, what) in COLLECTOR_PORTS.items():
         if env.get(name):
             port, why = int(env[name]), f" (from {name})"
-        elif port_is_free(default):
-            port, why = default, ""
+        elif production and not port_taken(default):
+            port, why = default, " (the production port, as asked)"
         else:
-            port, why = free_port(), f" ({default} is busy)"
+            port, why = free_port(), "" if not production else f" ({default} is busy)"
         chosen[name] = str(port)
         notes.append(f"{what} on {port}{why}")
     for name, default in POSTTROLL_PORTS.items():
         if env.get(name):
             chosen[name] = env[name]
+        elif production and not port_taken(default):
+            chosen[name] = str(default)
         else:
-            chosen[name] = str(default if port_is_free(default) else free_port())
+            chosen[name] = str(free_port())
     notes.append(f"posttroll nameserver on {chosen['POSTTROLL_NAMESERVER_PORT']}")
     return chosen, notes
 
@@ -325,9 +320,18 @@ def run_mirror(env: dict[str, str], console: Console) -> int:
 class Demo:
     """One run: everything it starts is recorded so that :meth:`close` stops it."""
 
-    def __init__(self, base: Path, console: Console, timeout: float, worker: bool = False):
+    def __init__(
+        self,
+        base: Path,
+        console: Console,
+        timeout: float,
+        worker: bool = False,
+        production: bool = False,
+    ):
         self.base, self.console, self.timeout = base, console, timeout
         self.reference_worker = worker  # demo --worker: satpy PNGs by `viirscollector worker`
+        self.production = production
+        self.ports: dict[str, str] = {}
         self.watchers: list = []
         self.stack: CollectorProcess | None = None
         self.standin = None
@@ -345,7 +349,13 @@ class Demo:
         env["GINA_BACKFILL_DAYS"] = "1"
         env["GINA_URL"] = self.standin.url
         env["PYTHONUNBUFFERED"] = "1"
+        env.setdefault("VIIRS_LISTEN_ADDRESS", "127.0.0.1")
         return env
+
+    def check_watched(self) -> None:
+        """Stop early when nobody watches any more (stdout closed: ``demo | head -3``)."""
+        if self.console.closed.is_set():
+            raise Interrupted("stdout closed")
 
     def run(self) -> Outcome:
         """The whole demo; :meth:`close` must follow, whatever happens."""
@@ -366,10 +376,13 @@ class Demo:
             f"Suomi-NPP and NOAA-20, every band of {', '.join(sorted(products))}",
         )
         self.start_standin()
-        ports, notes = choose_ports(dict(os.environ))
+        ports, notes = choose_ports(dict(os.environ), self.production)
         env = self.environment(ports)
-        say("demo", "ports: " + "; ".join(notes))
+        self.ports = ports
+        say("demo", f"ports on {env['VIIRS_LISTEN_ADDRESS']}: " + "; ".join(notes))
+        self.check_watched()
         self.start_stack(env)
+        self.check_watched()
         self.watch(env, ports, products, len(files), total)
         began = time.monotonic()
         say("demo", f"running mirror_gina against {self.standin.url}")
@@ -415,6 +428,7 @@ class Demo:
     def wait_for_tasks(self, expected: set) -> None:
         deadline = time.monotonic() + self.timeout
         while time.monotonic() < deadline and not expected <= self.worker.covered:
+            self.check_watched()
             if self.worker.error is not None:
                 break
             time.sleep(0.2)  # the worker thread records tasks; we only look
@@ -439,28 +453,61 @@ class Demo:
         return out
 
     def close(self) -> None:
-        """Stop everything this demo started, in reverse order, each step bounded."""
-        for watcher in self.watchers:
-            watcher.stop()
+        """Stop everything this demo started, in reverse order, each step bounded and
+        each one attempted whatever the one before did (nothing here may depend on stdout)."""
+        steps = [watcher.stop for watcher in self.watchers]
         if self.stack is not None:
-            self.console.say("demo", "stopping the collector")
-            self.stack.stop(STOP_TIMEOUT)
+            steps += [lambda: self.console.say("demo", "stopping the collector"),
+                      lambda: self.stack.stop(STOP_TIMEOUT)]  # fmt: skip
         if self.standin is not None:
-            self.standin.stop()
+            steps.append(self.standin.stop)
         if self.scratch is not None:
-            shutil.rmtree(self.scratch, ignore_errors=True)
+            steps.append(lambda: shutil.rmtree(self.scratch, ignore_errors=True))
+        for step in steps:
+            try:
+                step()
+            except Exception as error:  # the next step must run: report on stderr, go on
+                print(f"viirscollector demo: while stopping: {error}", file=sys.stderr)
+
+    def next_steps(self, keep: bool) -> list[str]:
+        """The last lines: where the directory and logs are, what to try next."""
+        base, ports = self.base, self.ports
+        lines = [f"directory: {base}  (every program's log: {base / 'log'}/<program>.log)"]
+        page = f"http://localhost:{ports['VIIRS_WEB_PORT']}/" if ports else None
+        if not keep or not ports:
+            return lines + [
+                "next: `viirscollector demo --keep` keeps the collector running and says how "
+                "to try `viirscollector status`, `task`, `sniff` and the status page on it"
+            ]
+        env = f"VIIRS_BASE_DIR={base} "
+        tries = [
+            f"{env}viirscollector status --state-port {ports['VIIRS_STATE_PORT']}",
+            f"viirscollector task --port {ports['VIIRS_TASK_PORT']} --product tir --just-testing",
+            f"viirscollector sniff sdr --port {ports['VIIRS_MESSAGE_PORT']}",
+            f"viirscollector sniff queue --port {ports['VIIRS_STATE_PORT']}",
+        ]
+        tries.append(f"the status page: {page}")
+        lines.append("the collector keeps running until Ctrl-C; try in another shell:")
+        return lines + [f"  {line}" for line in tries]
+
+
+def _keep_running(console: Console) -> None:
+    """Wait for Ctrl-C (or SIGTERM, or the reader going away) while the collector runs."""
+    while not console.closed.wait(1.0):
+        pass
+    raise Interrupted("stdout closed")
 
 
 def _interrupt(signum, frame):
     raise Interrupted(signal.Signals(signum).name)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """0 when every granule reached the worker, 1 otherwise; 130 after Ctrl-C."""
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="viirscollector demo",
         description="Run the whole collector against a local GINA stand-in and watch data flow "
-        "to a worker (under a minute); every process it starts is stopped at the end.",
+        "to a worker (under a minute); every process it starts is stopped at the end. Its "
+        "ports are free ones on 127.0.0.1 unless VIIRS_*_PORT or --production-ports say so.",
     )
     p.add_argument(
         "--base-dir",
@@ -481,15 +528,34 @@ def main(argv: list[str] | None = None) -> int:
         help="the reference worker (`viirscollector worker`, needs the worker extra) takes "
         "the tasks and makes a quick-look PNG of each with satpy",
     )
-    args = p.parse_args(argv)  # fmt: skip
+    p.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the collector running after the summary, until Ctrl-C",
+    )
+    p.add_argument(
+        "--production-ports",
+        action="store_true",
+        help="use 19091/19191/29092 and posttroll's default ports when free",
+    )
+    return p  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    """0 when every granule reached the worker, 1 otherwise; 130 after Ctrl-C."""
+    args = _parser().parse_args(argv)
     console = Console()
-    demo = Demo(args.base_dir.absolute(), console, args.timeout, args.worker)
+    demo = Demo(args.base_dir.absolute(), console, args.timeout, args.worker, args.production_ports)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     code = 1
     try:
         outcome = demo.run()
         code = 0 if not outcome.missing else 1
+        if args.keep:
+            console.write(summary(outcome))
+            console.write("\n".join(demo.next_steps(keep=True)))
+            _keep_running(console)
     except Interrupted as why:
         console.say("demo", f"interrupted ({why}); stopping everything")
         code = 130
@@ -497,15 +563,18 @@ def main(argv: list[str] | None = None) -> int:
         console.say("demo", f"error: {error}")
         demo.outcome.missing.append(f"error: {error}")
     finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not skip the cleanup
+        # Neither a second Ctrl-C nor a SIGTERM may cut the cleanup short.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         demo.close()
         signal.signal(signal.SIGINT, signal.default_int_handler)
         signal.signal(signal.SIGTERM, previous)
     demo.outcome.seconds = console.elapsed()
     if code != 130:
         if args.worker and demo.watchers:
-            print("\n".join(demo_quicklooks.summary_lines(demo.worker, demo.base)), flush=True)
-        print(summary(demo.outcome), flush=True)
+            console.write("\n".join(demo_quicklooks.summary_lines(demo.worker, demo.base)))
+        console.write(summary(demo.outcome))
+        console.write("\n".join(demo.next_steps(keep=False)))
     return code
 
 

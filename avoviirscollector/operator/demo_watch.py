@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 import threading
@@ -35,12 +36,19 @@ _LOG_LINE = re.compile(r"^\S+Z \S+ (?P<level>[A-Z]+) [^:]*: (?P<text>.*)$")
 
 
 class Console:
-    """Lines from many threads, each with the seconds since the demo began and its source."""
+    """Lines from many threads, each with the seconds since the demo began and its source.
+
+    Writing never raises: ``demo | head -3`` closes the pipe after three lines, and
+    ``demo | tee`` loses its reader on Ctrl-C. Either way the demo must still stop what it
+    started, so a failed write only sets :attr:`closed` (the demo then stops early: nobody
+    is watching) and later lines go nowhere.
+    """
 
     def __init__(self, stream=None):
         self.stream = stream or sys.stdout
         self.began = time.monotonic()
         self._lock = threading.Lock()
+        self.closed = threading.Event()
 
     def elapsed(self) -> float:
         """Seconds since the demo began."""
@@ -48,8 +56,29 @@ class Console:
 
     def say(self, source: str, text: str) -> None:
         """Print one line, e.g. `` 12.3s  worker | took ...``."""
+        self.write(f"{self.elapsed():5.1f}s  {source:<6} | {text}")
+
+    def write(self, text: str) -> None:
+        """Print ``text`` and a newline, unless the reader has gone."""
         with self._lock:
-            print(f"{self.elapsed():5.1f}s  {source:<6} | {text}", file=self.stream, flush=True)
+            if self.closed.is_set():
+                return
+            try:
+                print(text, file=self.stream, flush=True)
+            except (OSError, ValueError):  # BrokenPipeError, EIO, a closed file
+                self.closed.set()
+                _silence(self.stream)
+
+
+def _silence(stream) -> None:
+    """Point ``stream``'s descriptor at /dev/null: Python's final flush at exit must not
+    raise again ("Exception ignored ... BrokenPipeError") for the lines still buffered."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def short_log_line(line: str) -> str:

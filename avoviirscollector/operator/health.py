@@ -110,6 +110,20 @@ def check_task_port(port: int, timeout: float = TASK_TIMEOUT, host: str = "127.0
     return seconds
 
 
+def feed_state(state_dir: Path) -> str:
+    """The feed's state for the health line; never a reason to be unhealthy.
+
+    A GINA outage is outside the container: marking it unhealthy would invite an
+    orchestrator to restart a collector that is fine (and that would then replay and
+    re-list everything) while a restart cannot bring GINA back. ``status`` exits 1 and
+    leads with the outage; here it is reported, and health stays about this container.
+    """
+    from avoviirscollector.operator import feed
+
+    outage = feed.read_outage(state_dir)
+    return "GINA answers" if outage is None else feed.describe(outage)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run both checks; print one line; exit 0 healthy, 1 not."""
     parser = argparse.ArgumentParser(
@@ -129,10 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     except Unhealthy as problem:
         print(f"unhealthy: {problem}", file=sys.stderr)
         return 1
-    print(
+    line = (
         f"healthy: {programs} programs running, queue length {state['queue length']}, "
         f"task port answered in {answered * 1000:.0f} ms"
     )
+    print(f"{line}; {feed_state(config.state_dir)}")
     return 0
 
 

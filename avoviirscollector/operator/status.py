@@ -5,7 +5,8 @@ the newest file in ``sdr/`` and its age, the last mirror run's summary line, and
 disk use against the ~36 GB a day the collector writes. A part that cannot be read
 says why on its own line; the others are still shown. Reading (I/O) and rendering
 (pure, tested directly) are apart. Exit status 0 when everything looks healthy,
-1 when a part is unreadable or a program is not RUNNING.
+1 when a part is unreadable, a program is not RUNNING, or GINA is not answering (then
+the first line says so: "GINA not answering since 03:12Z, 9 runs ...").
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from avoviirscollector import supervisor_client
-from avoviirscollector.operator import display, polling_status
+from avoviirscollector.operator import display, feed, polling_status
+from avoviirscollector.redaction import redact
 
 #: What the collector writes per day (README): disk figures are compared with it.
 BYTES_PER_DAY = 36e9
@@ -102,6 +104,8 @@ class Report:
     disk: Disk | Unreadable
     retention_days: int | None = None
     problems: list[str] = field(default_factory=list)
+    #: GINA's outage, as the mirror records it (None: GINA answers).
+    feed: feed.FeedOutage | None | Unreadable = None
 
 
 # ----------------------------------------------------------------- pure rendering
@@ -175,9 +179,20 @@ def render_disk(disk: Disk | Unreadable, base_dir: Path, retention_days: int | N
     return text
 
 
+def render_feed(outage: feed.FeedOutage | None | Unreadable, now: dt.datetime) -> list[str]:
+    """The first line when GINA does not answer: nothing new can arrive, whatever else says."""
+    if outage is None:
+        return []
+    if isinstance(outage, Unreadable):
+        return [f"GINA: cannot read the mirror's outage records: {outage}"]
+    moment = now.replace(tzinfo=dt.UTC).timestamp()
+    return [feed.describe(outage, moment)]
+
+
 def render(report: Report) -> str:
-    """The whole screen."""
-    lines = [f"avoviirscollector in {report.base_dir} at {display.stamp(report.now)}"]
+    """The whole screen (redacted: an error text may quote a URL with its credentials)."""
+    lines = render_feed(report.feed, report.now)
+    lines.append(f"avoviirscollector in {report.base_dir} at {display.stamp(report.now)}")
     lines += render_programs(report.programs)
     lines.append(render_queue(report.queue))
     lines.append(render_newest(report.newest, report.now))
@@ -186,16 +201,18 @@ def render(report: Report) -> str:
         report.base_dir / "state", report.now.replace(tzinfo=dt.UTC).timestamp()
     )
     lines.append(render_disk(report.disk, report.base_dir, report.retention_days))
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 def problems(report: Report) -> list[str]:
-    """What makes the exit status 1: unreadable parts, programs not RUNNING."""
+    """What makes the exit status 1: unreadable parts, programs not RUNNING, GINA silent."""
     found = [
         name
-        for name in ("programs", "queue", "newest", "mirror", "disk")
+        for name in ("programs", "queue", "newest", "mirror", "disk", "feed")
         if isinstance(getattr(report, name), Unreadable)
     ]
+    if isinstance(report.feed, feed.FeedOutage):
+        found.append("GINA")
     if isinstance(report.programs, list):
         found += [p.name for p in report.programs if p.state != "RUNNING"]
     return found
@@ -351,6 +368,7 @@ def gather(base_dir: Path, state_endpoint: str, socket_path: Path, retention: in
             "newest": pool.submit(_part, read_newest, base_dir / "sdr"),
             "mirror": pool.submit(_part, read_mirror, base_dir / "state", base_dir / "log"),
             "disk": pool.submit(_part, read_disk, base_dir),
+            "feed": pool.submit(_part, feed.read_outage, base_dir / "state"),
         }
         parts = {name: future.result() for name, future in futures.items()}
     return Report(base_dir=base_dir, now=display.now(), retention_days=retention, **parts)
@@ -367,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         description="One screen: supervisord's programs and their uptime, the queue, the newest "
         "file in sdr/ and its age, the last mirror run, disk use against 36 GB/day. Reads "
         "supervisord and the files of VIIRS_BASE_DIR on this machine; exit status 1 when a "
-        "part is unreadable or a program is not RUNNING.",
+        "part is unreadable, a program is not RUNNING or GINA is not answering.",
     )
     p.add_argument("--host", default="localhost", help="where the broker's 19191 is (localhost)")
     p.add_argument("--state-port", type=port_number, default=settings.state_port,

@@ -97,12 +97,14 @@ def main(argv: list[str] | None = None) -> int:
     socket = context.socket(zmq.PUB)
     socket.setsockopt(zmq.LINGER, 0)
     try:
-        socket.bind(f"tcp://*:{settings.message_port}")
+        socket.bind(f"tcp://{settings.listen_address}:{settings.message_port}")
     except zmq.ZMQError as error:
         log.error("cannot listen on port %d: %s; exiting", settings.message_port, error)
         socket.close()
         return 1
-    log.info("republishing every message on tcp://*:%d", settings.message_port)
+    log.info(
+        "republishing every message on tcp://%s:%d", settings.listen_address, settings.message_port
+    )
     try:
         count = 0
         while not stop.is_set():

@@ -24,6 +24,7 @@ from avoviirscollector.operator.demo import (
     MARKER,
     DemoError,
     Outcome,
+    choose_ports,
     expected_work,
     prepare_base,
     product_segments,
@@ -119,6 +120,50 @@ def start_demo(base: Path) -> tuple[subprocess.Popen, dict[str, str]]:
     return process, ports
 
 
+def listening_address(port: int) -> str | None:
+    """The IPv4 address a TCP socket listens on at ``port`` (/proc/net/tcp), if any."""
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            return ".".join(str(int(address[i : i + 2], 16)) for i in (6, 4, 2, 0))
+    return None
+
+
+def test_demo_never_picks_the_production_ports_unless_asked():
+    chosen, notes = choose_ports({})
+    production = {19091, 19191, 29092, 5557, 16543}
+    assert not production & {int(port) for port in chosen.values()}
+    chosen, _ = choose_ports({"VIIRS_TASK_PORT": "4242"})
+    assert chosen["VIIRS_TASK_PORT"] == "4242"
+
+
+def test_demo_into_a_closed_pipe_stops_and_leaves_no_process_port_or_directory(demo_base, tmp_path):
+    """`demo | head -3`: the reader is gone; the demo must still stop what it started."""
+    scratch = tmp_path / "tmpdir"
+    scratch.mkdir()
+    ports = {name: str(free_port()) for name in COLLECTOR_PORTS}
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout now fails with EPIPE
+    process = subprocess.Popen(
+        [sys.executable, "-m", "avoviirscollector.cli", "demo", "--base-dir", str(demo_base)],
+        stdout=write_end, stderr=subprocess.PIPE, text=True,
+        env=dict(os.environ, TMPDIR=str(scratch), **ports),
+    )  # fmt: skip
+    os.close(write_end)
+    try:
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+    assert process.returncode == 130, err
+    assert processes_of(demo_base) == []
+    assert [listening_address(int(port)) for port in ports.values()] == [None, None, None]
+    assert list(scratch.iterdir()) == [], "the GINA stand-in's pass directory is removed"
+
+
 def status_of(base: Path, state_port: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "avoviirscollector.cli", "status", "--state-port", state_port],
@@ -138,12 +183,17 @@ def test_demo_mirrors_a_pass_hands_every_granule_to_a_worker_and_stops_everythin
             process.communicate()
     assert process.returncode == 0, out + err
     assert "Traceback" not in out + err
-    last = out.splitlines()[-1]
-    match = re.fullmatch(
-        r"summary: files=(\d+) bytes=(\d+) granules=(\d+) tasks=(\d+) seconds=([\d.]+) result=ok",
-        last,
+    match = re.search(
+        r"^summary: files=(\d+) bytes=(\d+) granules=(\d+) tasks=(\d+) seconds=([\d.]+) result=ok$",
+        out,
+        re.M,
     )
-    assert match, last
+    assert match, out[-2000:]
+    last = out.splitlines()[-2:]
+    assert (
+        last[0] == f"directory: {demo_base}  (every program's log: {demo_base}/log/<program>.log)"
+    )
+    assert last[1].startswith("next: `viirscollector demo --keep` keeps the collector running")
     files, size, granules, tasks, seconds = match.groups()
     assert (int(files), int(granules)) == (60, 6)
     assert 3e6 < int(size) < 20e6
@@ -174,6 +224,7 @@ def test_status_reads_the_demo_collector_and_ctrl_c_stops_every_process_it_start
         assert "programs RUNNING" in seen[-1], "".join(seen)
         assert processes_of(demo_base), "the stack should be running now"
         screen = status_of(demo_base, ports["VIIRS_STATE_PORT"])
+        addresses = {port: listening_address(int(port)) for port in ports.values()}
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=60)
     finally:
@@ -182,6 +233,7 @@ def test_status_reads_the_demo_collector_and_ctrl_c_stops_every_process_it_start
             process.communicate()
     assert process.returncode == 130
     assert "interrupted (SIGINT); stopping everything" in out
+    assert set(addresses.values()) == {"127.0.0.1"}, f"the demo listens on loopback: {addresses}"
     # viirscollector status on the real collector, while it ran:
     assert screen.returncode == 0, screen.stdout
     programs = [line.split()[:2] for line in screen.stdout.splitlines() if line.startswith("  ")]
@@ -201,7 +253,8 @@ def test_demo_refuses_a_base_directory_it_did_not_make_in_one_line(tmp_path):
     assert result.returncode == 1
     assert "Traceback" not in result.stdout + result.stderr
     assert f"error: {tmp_path} exists and is not a demo directory" in result.stdout
-    assert result.stdout.splitlines()[-1].endswith("result=incomplete")
+    assert result.stdout.splitlines()[-3].endswith("result=incomplete")
+    assert result.stdout.splitlines()[-2].startswith(f"directory: {tmp_path}")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["precious.h5"]
     assert processes_of(tmp_path) == []
 

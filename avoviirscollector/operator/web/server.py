@@ -193,7 +193,10 @@ def main(argv: list[str] | None = None) -> int:
         description="Serve the status page (/), its JSON (/api/status) and Prometheus metrics "
         f"(/metrics) on VIIRS_WEB_PORT ({settings.web_port}); read-only.",
     )
-    parser.add_argument("--host", default="", help="address to listen on (default: all)")
+    listen = "" if settings.listen_address == "*" else settings.listen_address
+    parser.add_argument(
+        "--host", default=listen, help="address to listen on (default: VIIRS_LISTEN_ADDRESS)"
+    )
     args = parser.parse_args(argv)
     logs.setup("web", settings, daemon=True)
     context = context_of(settings)
