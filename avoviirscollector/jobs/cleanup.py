@@ -127,6 +127,11 @@ def _entry(item: os.DirEntry, base: Path, in_use: set[tuple[int, int]]) -> reten
     )
 
 
+#: The directories that make a directory a collector's base (``viirscollector run`` creates
+#: them with the rest of LAYOUT; a layout that grows later must not make cleanup refuse).
+SIGNATURE = ("sdr", "tmp", "log", "state")
+
+
 class NotABaseDirectory(Exception):
     """The directory to clean is not a collector's: cleaning it could delete anything."""
 
@@ -134,14 +139,14 @@ class NotABaseDirectory(Exception):
 def check_base(base: Path) -> Path:
     """The base directory, resolved (``/tmp/x/..`` is ``/tmp``), if it has the collector's
     layout; NotABaseDirectory otherwise. VIIRS_BASE_DIR is trusted with deletions only
-    when ``viirscollector run`` has made it (sdr/ tmp/ log/ elements/ state/)."""
+    when ``viirscollector run`` has made it (sdr/ tmp/ log/ state/ at least)."""
     resolved = Path(os.path.realpath(base))
     shown = str(base) if resolved == base else f"{base} (that is {resolved})"
     if not resolved.is_dir():
         raise NotABaseDirectory(f"base directory {shown} does not exist")
     if resolved == Path("/"):
         raise NotABaseDirectory(f"refusing to clean {shown}: / is never a base directory")
-    missing = [n for n in LAYOUT if (resolved / n).is_symlink() or not (resolved / n).is_dir()]
+    missing = [n for n in SIGNATURE if (resolved / n).is_symlink() or not (resolved / n).is_dir()]
     if missing:
         raise NotABaseDirectory(
             f"refusing to clean {shown}: it has no {'/, '.join(missing)}/, so it is not a "

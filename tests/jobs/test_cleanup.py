@@ -204,7 +204,7 @@ def test_cleanup_refuses_a_directory_without_the_collectors_layout(tmp_path):
     (tmp_path / "sdr").mkdir()
     keep = make(tmp_path / "sdr" / "old.h5", 400)
     line = one_refusal(run_cleanup(tmp_path, retention="1"))
-    assert "it has no tmp/, log/, elements/, state/" in line
+    assert "it has no tmp/, log/, state/" in line
     assert keep.exists()
 
 
