@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from avoviirscollector.netutil import free_port
-from avoviirscollector.operator.collector_process import CollectorProcess
+from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess
 
 PORTS = (
     "VIIRS_TASK_PORT",
@@ -78,7 +78,7 @@ def test_run_refuses_one_port_given_for_two_purposes(short_base):
 
 
 def test_second_run_on_a_running_base_says_so_and_touches_nothing_of_it(short_base):
-    with CollectorProcess(short_base) as collector:
+    with CollectorProcess(short_base).start(PROGRAMS) as collector:
         pid = int((short_base / "tmp" / "supervisord.pid").read_text())
         log = short_base / "log" / "supervisord.log"
         before = log.read_bytes()

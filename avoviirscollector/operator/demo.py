@@ -553,6 +553,7 @@ def main(argv: list[str] | None = None) -> int:
         outcome = demo.run()
         code = 0 if not outcome.missing else 1
         if args.keep:
+            outcome.seconds = console.elapsed()
             console.write(summary(outcome))
             console.write("\n".join(demo.next_steps(keep=True)))
             _keep_running(console)

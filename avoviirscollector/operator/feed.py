@@ -1,9 +1,10 @@
 """Is GINA answering? What ``status`` leads with and ``health`` adds to its line.
 
-mirror_gina records an outage per queue in ``state/mirror_gina-<queue>-outage.json``
-(since when, how many runs failed, the last error) and removes the record when GINA
-answers again. Reading those small files is all this module does, so the container's
-HEALTHCHECK can afford it every 30 s.
+mirror_gina records an outage in ``state/mirror_gina-outage.json`` (one listing serves
+every queue; older versions kept one ``mirror_gina-<queue>-outage.json`` per queue): since
+when, how many runs failed, the last error. It removes the record when GINA answers.
+Reading those small files is all this module does, so the container's HEALTHCHECK can
+afford it every 30 s.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-#: mirror_gina's outage records (mirror_gina.QueueRun.outage_path; a test checks they agree).
-OUTAGE_GLOB = "mirror_gina-*-outage.json"
+#: mirror_gina's outage records (mirror_run's outage_path; a test runs the mirror to agree).
+OUTAGE_GLOB = "mirror_gina*-outage.json"
 
 
 @dataclass(frozen=True)
@@ -40,8 +41,9 @@ def read_outage(state_dir: Path) -> FeedOutage | None:
             continue  # being replaced, or unreadable: the next look will tell
     if not found:
         return None
-    queues = tuple(name.removeprefix("mirror_gina-").removesuffix("-outage.json")
-                   for *_, name in found)  # fmt: skip
+    names = (name.removeprefix("mirror_gina").removesuffix("outage.json").strip("-")
+             for *_, name in found)  # fmt: skip
+    queues = tuple(name for name in names if name)
     first = min(found)
     return FeedOutage(first[0], max(runs for _, runs, _, _ in found), first[2], queues)
 
@@ -56,9 +58,6 @@ def clock(moment: float, now: float | None = None) -> str:
 def describe(outage: FeedOutage, now: float | None = None) -> str:
     """``GINA not answering since 03:12Z, 9 runs (queues snpp-imagery, ...): HTTP 503``."""
     runs = f"{outage.runs} run{'s' if outage.runs != 1 else ''}"
-    queues = ", ".join(outage.queues)
     label = "queue" if len(outage.queues) == 1 else "queues"
-    return (
-        f"GINA not answering since {clock(outage.since, now)}, {runs} ({label} {queues}): "
-        f"{outage.error}"
-    )
+    queues = f" ({label} {', '.join(outage.queues)})" if outage.queues else ""
+    return f"GINA not answering since {clock(outage.since, now)}, {runs}{queues}: {outage.error}"
