@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from avoviirscollector import __version__
+
 #: subcommand -> (module under avoviirscollector, one-line help)
 SUBCOMMANDS = {
     "run": ("run", "create the base directory's layout and exec supervisord"),
@@ -46,7 +48,7 @@ def usage() -> str:
     width = max(map(len, SUBCOMMANDS))
     lines = ["usage: viirscollector SUBCOMMAND [options]", "", "subcommands:"]
     lines += [f"  {name:<{width}}  {text}" for name, (_, text) in SUBCOMMANDS.items()]
-    lines.append("\n'viirscollector SUBCOMMAND -h' tells more.")
+    lines.append("\n'viirscollector SUBCOMMAND -h' tells more; every command answers --version.")
     return "\n".join(lines)
 
 
@@ -61,11 +63,41 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return 0
+    if argv[0] in ("--version", "-V"):
+        print(f"viirscollector {__version__}")
+        return 0
     name, rest = argv[0], argv[1:]
     if name not in SUBCOMMANDS:
         print(f"viirscollector: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
+    if "--version" in rest:
+        print(f"viirscollector {name} {__version__}")
+        return 0
     return load(name).main(rest) or 0
+
+
+def _program(name: str, module: str) -> int:
+    """A console script (the names supervisord.conf and the crontab always used), which
+    answers --version like every subcommand before its module is even imported."""
+    if "--version" in sys.argv[1:]:
+        print(f"{name} {__version__}")
+        return 0
+    return importlib.import_module(f"avoviirscollector.{module}").main() or 0
+
+
+def mirror_gina() -> int:
+    """The ``mirror_gina`` console script."""
+    return _program("mirror_gina", "mirror.mirror_gina")
+
+
+def task_broker() -> int:
+    """The ``task_broker`` console script."""
+    return _program("task_broker", "broker.task_broker")
+
+
+def msg_publisher() -> int:
+    """The ``msg_publisher`` console script."""
+    return _program("msg_publisher", "pipeline.msg_publisher")
 
 
 if __name__ == "__main__":

@@ -79,3 +79,31 @@ def test_python_dash_m_runs_the_cli_as_the_benchmarks_call_it():
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert done.returncode == 0 and "usage: viirscollector status" in done.stdout
+
+
+VERSIONED = ["viirscollector", *(f"viirscollector {name}" for name in cli.SUBCOMMANDS),
+             "mirror_gina", "task_broker", "msg_publisher"]  # fmt: skip
+
+
+@pytest.mark.parametrize("command", VERSIONED)
+def test_every_program_answers_version_with_the_package_version(command):
+    from avoviirscollector import __version__
+
+    result = subprocess.run([*command.split(), "--version"], capture_output=True, text=True,
+                            timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{command} {__version__}\n"
+
+
+def test_sniff_without_argument_names_what_it_can_sniff_sdr_or_queue():
+    result = subprocess.run(["viirscollector", "sniff"], capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: viirscollector sniff {sdr | queue}")
+    assert "what" not in result.stderr.split()
+
+
+def test_sniff_sdr_help_offers_only_what_sdr_takes_and_cron_help_has_no_rst_markup():
+    sdr = subprocess.run(["viirscollector", "sniff", "sdr", "-h"], capture_output=True, text=True)
+    assert "--length" not in sdr.stdout
+    cron = subprocess.run(["viirscollector", "cron", "-h"], capture_output=True, text=True)
+    assert "``" not in cron.stdout and "viirscollector cron CRONTAB" in cron.stdout

@@ -131,7 +131,9 @@ def _serve(tab: crontab_rules.Crontab, path: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Exec supercronic when installed, else run the crontab here."""
-    parser = argparse.ArgumentParser(prog="viirscollector cron", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="viirscollector cron", description=__doc__.split("\n")[0].replace("``", "")
+    )
     parser.add_argument("crontab", type=Path, help="the crontab file (supercronic syntax)")
     parser.add_argument(
         "--no-supercronic",

@@ -79,16 +79,25 @@ def _extra(value) -> str:
     return str(value)
 
 
+#: State keys shown elsewhere (the identity: :func:`identity_of`) or in the first words.
+_SHOWN = ("queue length", "products waiting", "collector")
+
+
+def _figure(key: str, value) -> str:
+    """A value with its unit: an age (seconds on the wire) is shown as ``29.8 s``, counts of
+    tasks are plain numbers (their key says what they count)."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if is_number and key.endswith((" age", " seconds")):
+        return display.duration(value)
+    return _extra(value)
+
+
 def queue_summary(state: dict) -> str:
-    """``3 tasks, waiting: mir, tir`` plus any extra keys the broker adds."""
+    """``3 tasks, waiting: mir, tir`` plus any extra keys the broker adds, with units."""
     length = state.get("queue length", "?")
     products = state.get("products waiting") or []
     text = f"{length} task{'' if length == 1 else 's'}, waiting: {', '.join(products) or 'none'}"
-    extras = [
-        f"{key}: {_extra(value)}"
-        for key, value in state.items()
-        if key not in ("queue length", "products waiting")
-    ]
+    extras = [f"{key}: {_figure(key, value)}" for key, value in state.items() if key not in _SHOWN]
     return "; ".join([text, *extras])
 
 
@@ -161,9 +170,12 @@ def sniff_queue(endpoint: str, timeout: float | None, count: int | None, length:
 def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.ArgumentParser:
     """``sniff sdr`` and ``sniff queue`` (ports default to the VIIRS_*_PORT settings)."""
     p = argparse.ArgumentParser(
-        prog="viirscollector sniff", description="Watch the collector's ports 29092 and 19191."
+        prog="viirscollector sniff",
+        usage="viirscollector sniff {sdr | queue} [options]",
+        description=f"Watch the collector's ports: sdr = one line per file message on "
+        f"{message_port}, queue = one line per queue state on {state_port}.",
     )
-    sub = p.add_subparsers(dest="what", required=True)
+    sub = p.add_subparsers(dest="what", required=True, metavar="sdr | queue")
     sdr = sub.add_parser("sdr", help=f"one line per file message on {message_port}")
     queue = sub.add_parser("queue", help=f"one line per queue state on {state_port}")
     queue.add_argument("--length", action="store_true", help="print the queue length once, exit")
@@ -172,9 +184,11 @@ def parser(message_port: int = 29092, state_port: int = 19191) -> argparse.Argum
         command.add_argument(
             "--port", type=port_number, default=port, help=f"port (default {port})"
         )
-        command.add_argument("--timeout", type=float, metavar="S",
-                             help="stop after S seconds (default: until Ctrl-C; "
-                             f"{LENGTH_TIMEOUT:g} with --length)")  # fmt: skip
+        also = f"; {LENGTH_TIMEOUT:g} with --length" if command is queue else ""
+        command.add_argument(
+            "--timeout", type=float, metavar="S",
+            help=f"stop after S seconds (default: until Ctrl-C{also})",
+        )  # fmt: skip
         command.add_argument("--count", type=int, metavar="N", help="stop after N messages")
     return p
 
@@ -184,7 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     from avoviirscollector.settings import load_or_exit
 
     settings = load_or_exit()
-    args = parser(settings.message_port, settings.state_port).parse_args(argv)
+    commands = parser(settings.message_port, settings.state_port)
+    if not (sys.argv[2:] if argv is None else argv):
+        commands.print_help(sys.stderr)  # what to sniff: sdr | queue, not argparse's "what"
+        return 2
+    args = commands.parse_args(argv)
     endpoint = f"tcp://{args.host}:{args.port}"
     try:
         if not (args.what == "queue" and args.length):

@@ -68,7 +68,7 @@ def test_queue_line_shows_length_products_and_extra_keys():
     }
     assert queue_line(state, START) == (
         "2024-05-01T12:00:00Z  queue 3 tasks, waiting: mir, tir; "
-        "tasks per product: mir 1, tir 2; oldest task age: 42.2"
+        "tasks per product: mir 1, tir 2; oldest task age: 42.2 s"
     )
     assert queue_summary({"queue length": 0, "products waiting": []}) == "0 tasks, waiting: none"
 
