@@ -18,24 +18,22 @@ that is not a JSON list) or a queue failed as a whole (e.g. a worker thread died
 
 from __future__ import annotations
 
-import argparse
-import logging
+import os
 import sys
 import time
 from pathlib import Path
 
-from avoviirscollector import logs
-from avoviirscollector import settings as settings_module
 from avoviirscollector.mirror import poll_state
 
 PROGRAM = "mirror_gina"
-log = logging.getLogger(PROGRAM)
 LAST_RUN_FILE = poll_state.LAST_RUN_FILE
 #: Defaults of the transfer options (downloader.Options; not imported here: pycurl).
 STALL_SECONDS, RETRY_PAUSE, DEADLINE_ALLOWANCE = 30, 1.0, 60.0
 
 
-def _arguments(argv: list[str] | None) -> argparse.Namespace:
+def _arguments(argv: list[str] | None):
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog=PROGRAM,
         description="Fetch new VIIRS SDR files from GINA into $VIIRS_BASE_DIR/sdr when a poll "
@@ -44,7 +42,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "retried later), 1 the listing or a queue failed, 2 bad configuration.",
     )
     parser.add_argument("--queues", type=Path, help="queue file (default: etc/gina_queues.yaml)")
-    parser.add_argument("--now", action="store_true", help="poll now, whatever the schedule")
+    parser.add_argument(
+        "--now",
+        action="store_true",
+        help="poll now, whatever the schedule, for the whole GINA_BACKFILL_DAYS window",
+    )
     parser.add_argument(
         "--stall-seconds",
         type=int,
@@ -69,15 +71,28 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``mirror_gina`` console script and ``viirscollector mirror``."""
+    """Entry point of the ``mirror_gina`` console script and ``viirscollector mirror``.
+
+    cron's start has no arguments: it decides from VIIRS_BASE_DIR's state first, with
+    nothing imported but this module (settings are read and checked once a poll is due).
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv and _nothing_due(Path(os.environ.get("VIIRS_BASE_DIR") or "/viirs")):
+        return 0  # nothing due: no line, no request
+    import logging
+
+    from avoviirscollector import logs
+    from avoviirscollector import settings as settings_module
+
+    log = logging.getLogger(PROGRAM)
     args = _arguments(argv)
     settings = settings_module.load_or_exit()
     started = poll_state.collector_started(settings.tmp_dir / "supervisord.pid")
-    reason = "operator (--now)" if args.now else None
+    reason = "operator" if args.now else None
     if reason is None:
         reason = poll_state.due(poll_state.load(settings.state_dir), time.time(), started)
         if reason is None:
-            return 0  # nothing due: no line, no request
+            return 0
     logs.setup(PROGRAM, settings)
     from avoviirscollector.mirror import mirror_run  # pycurl, h5py: only when polling
     from avoviirscollector.mirror.gina_catalog import QueueConfigError
@@ -101,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
         deadline_allowance=args.deadline_allowance,
     )
     return mirror_run.poll(settings, queues, options, reason, started)
+
+
+def _nothing_due(base_dir: Path) -> bool:
+    """True when the state says no poll is due (the cheap path of every cron start)."""
+    started = poll_state.collector_started(base_dir / "tmp" / "supervisord.pid")
+    return poll_state.due(poll_state.load(base_dir / "state"), time.time(), started) is None
 
 
 def __getattr__(name: str):

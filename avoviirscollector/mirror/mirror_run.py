@@ -689,6 +689,8 @@ class Poll:
             force = "collector start"
         elif not self.state.last_ok:
             force = "after an outage"
+        elif self.reason == "operator":
+            force = "operator"  # a manual run makes the whole backfill window complete
         moment = dt.datetime.fromtimestamp(self.now, dt.UTC)
         interval = self.settings.poll.full_listing_minutes * 60.0
         return listing_rules.choose_window(

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - used at run time in annotations' callers
 
 STATE_FILE = "mirror_gina-poll.json"
 #: The last poll's summary, for ``viirscollector status``.
