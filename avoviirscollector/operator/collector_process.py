@@ -264,6 +264,24 @@ class CollectorProcess:
         """The status page's address (viirscollector web on VIIRS_WEB_PORT)."""
         return f"http://127.0.0.1:{self.web_port}{WEB_PATH}"
 
+    def wait_web(self, timeout: float = 30) -> str:
+        """Wait until the status page answers (RUNNING comes before it listens); its URL."""
+        import urllib.request
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.web_url}healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return self.web_url
+            except OSError as error:
+                if time.monotonic() >= deadline:
+                    raise CollectorError(
+                        f"the status page {self.web_url} did not answer in {timeout:g} s "
+                        f"({error}); see {self.base_dir / 'log' / 'web.log'}"
+                    ) from None
+            time.sleep(0.1)
+
     @property
     def sdr_dir(self) -> Path:
         """Where files must land to be published."""

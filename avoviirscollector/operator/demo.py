@@ -409,6 +409,16 @@ class Demo:
         except (CollectorError, supervisor_client.SupervisorUnavailable) as error:
             raise DemoError(f"the collector did not start: {error}") from None
         self.console.say("demo", f"{len(names)} programs RUNNING: {', '.join(names)}")
+        self.say_status_page()
+
+    def say_status_page(self) -> None:
+        """The status page's address; it is up until the demo stops the collector."""
+        try:
+            url = self.stack.wait_web(timeout=STARTUP_TIMEOUT)
+        except CollectorError as error:
+            self.console.say("demo", f"the status page did not come up: {error}")
+            return
+        self.console.say("demo", f"status page: {url} (open it now: it is up until the demo ends)")
 
     def watch(self, env, ports, products, files: int, total: int) -> None:
         host = "localhost"

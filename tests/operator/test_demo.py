@@ -216,6 +216,7 @@ def test_demo_mirrors_a_pass_hands_every_granule_to_a_worker_and_stops_everythin
         )
     assert re.search(r"MB/s", out)
     assert f"tasks (REP) on {ports['VIIRS_TASK_PORT']} (from VIIRS_TASK_PORT)" in out
+    assert f"status page: http://127.0.0.1:{ports['VIIRS_WEB_PORT']}/ (open it now" in out
     assert processes_of(demo_base) == []
     assert len(list((demo_base / "sdr").glob("*.h5"))) == 60
 

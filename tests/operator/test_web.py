@@ -70,12 +70,6 @@ def test_delay_buckets_are_prometheus_cumulative_buckets():
     assert cumulative["+Inf"] == 4
 
 
-def test_gina_is_failing_since_the_first_of_the_newest_failed_listings():
-    runs = [(T0, True), (T0 + 30, False), (T0 + 60, False)]
-    assert rules.gina_outage(runs) == T0 + 30
-    assert rules.gina_outage([*runs, (T0 + 90, True)]) is None
-
-
 @pytest.mark.parametrize("raw", ["abc", "0", "-1", "2.5", "745"])
 def test_bad_hours_are_refused_with_the_allowed_range(raw):
     with pytest.raises(rules.BadParameter, match="expected a whole number of hours from 1 to"):
@@ -115,6 +109,34 @@ def test_history_over_its_size_bound_loses_its_oldest_rows_first(tmp_path):
     kept = history_store.HistoryReader(tmp_path / "h.sqlite").files(0)
     assert 0 < len(kept) < 5000
     assert kept[-1].orbit == 4999, "the newest rows stay"
+
+
+def test_gina_is_failing_since_the_first_failed_run_after_the_last_answered_one(tmp_path):
+    store = history_store.HistoryStore(tmp_path / "h.sqlite")
+    store.begin()
+    for offset, failed in ((0, []), (30, ["snpp-imagery"]), (60, ["snpp-imagery"])):
+        store.add_mirror_run(
+            {
+                "finished": T0 + offset,
+                "seconds": 1,
+                "found": 0,
+                "wanted": 0,
+                "fetched": 0,
+                "failed": 0,
+                "bytes": 0,
+                "queues": 1,
+                "listing_failed": failed,
+                "listing_ok": int(not failed),
+                "listing_failures": int(bool(failed)),
+                "listing_bytes": 0,
+            }
+        )
+    store.commit()
+    reader = history_store.HistoryReader(tmp_path / "h.sqlite")
+    assert reader.gina_state() == (T0 + 60, T0, T0 + 30)
+    model = views.mirror(reader, 0)
+    assert model["gina"] == {"answering": False, "failing_since": views.iso(T0 + 30),
+                             "last_run": views.iso(T0 + 60)}  # fmt: skip
 
 
 # ----------------------------------------------------------------- the recorder

@@ -100,7 +100,7 @@ def flow(short_dir, gina, start_collector):
         timeout=120,
     )
     assert mirror.returncode == 0, mirror.stdout + mirror.stderr
-    api = f"{collector.web_url}api/status"
+    api = f"{collector.wait_web()}api/status"
 
     def recorded() -> dict | None:
         status, body = get(api)

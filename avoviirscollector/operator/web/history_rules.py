@@ -33,7 +33,7 @@ class BadParameter(ValueError):
     """A query parameter the page cannot use; the message is the 400's reason."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class FileEvent:
     """One file that reached sdr/."""
 
@@ -194,19 +194,6 @@ def median(values: Iterable[float]) -> float | None:
     if len(ordered) % 2:
         return ordered[middle]
     return (ordered[middle - 1] + ordered[middle]) / 2
-
-
-def gina_outage(runs: Iterable[tuple[float, bool]]) -> float | None:
-    """When GINA stopped answering: the first of the newest unbroken run of failed listings.
-
-    ``runs``: (finished, every listing answered), any order. None when it answers.
-    """
-    since = None
-    for finished, answered in sorted(runs, reverse=True):
-        if answered:
-            break
-        since = finished
-    return since
 
 
 def days_of_disk(used: float, per_day: float) -> float:

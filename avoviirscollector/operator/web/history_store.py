@@ -320,53 +320,54 @@ class HistoryReader:
             (since,),
         ).fetchall()
 
-    def queue_samples(self, since: float) -> list[tuple[float, int, dict, float | None, int]]:
-        """(time, length, per product, oldest task age, leased) since ``since``."""
-        rows = self._db.execute(
+    def queue_samples(self, since: float) -> list[tuple[float, int, str, float | None, int]]:
+        """(time, length, per product as JSON text, oldest task age, leased) since ``since``.
+
+        The JSON is left undecoded: a week holds 10,000 samples, the page draws 600.
+        """
+        return self._db.execute(
             "SELECT time, length, per_product, oldest_age, leased FROM queue_samples "
             "WHERE time >= ? ORDER BY time",
             (since,),
-        )
-        return [(t, n, json.loads(p), age, leased) for t, n, p, age, leased in rows]
-
-    def handouts(self, since: float) -> list[tuple[str, float, int]]:
-        """(product, time, acknowledged) of granules handed out since ``since``."""
-        return self._db.execute(
-            "SELECT product, time, acknowledged FROM handouts WHERE time >= ? ORDER BY time",
-            (since,),
         ).fetchall()
 
-    def mirror_runs(self, since: float) -> list[dict]:
-        """Mirror runs finished since ``since``, newest first."""
+    def handouts(self, since: float) -> dict[str, tuple[int, int, int]]:
+        """product -> (tasks, granules, granules acknowledged) handed out since ``since``.
+
+        A task's granules share one hand-out time (one transaction of the broker).
+        """
+        rows = self._db.execute(
+            "SELECT product, count(DISTINCT time), count(*), sum(acknowledged) FROM handouts "
+            "WHERE time >= ? GROUP BY product",
+            (since,),
+        )
+        return {row[0]: (row[1], row[2], row[3] or 0) for row in rows}
+
+    def mirror_runs(self, since: float, limit: int = 12) -> list[dict]:
+        """The newest ``limit`` mirror runs finished since ``since``, newest first."""
         rows = self._db.execute(
             "SELECT finished, seconds, found, wanted, fetched, failed, bytes, queues, "
             "listing_failed, listing_bytes FROM mirror_runs WHERE finished >= ? "
-            "ORDER BY finished DESC",
-            (since,),
+            "ORDER BY finished DESC LIMIT ?",
+            (since, limit),
         )
-        keys = (
-            "finished",
-            "seconds",
-            "found",
-            "wanted",
-            "fetched",
-            "failed",
-            "bytes",
-            "queues",
-            "listing_failed",
-            "listing_bytes",
-        )
+        keys = ("finished", "seconds", "found", "wanted", "fetched", "failed", "bytes", "queues",
+                "listing_failed", "listing_bytes")  # fmt: skip
         runs = [dict(zip(keys, row, strict=True)) for row in rows]
         for run in runs:
             run["listing_failed"] = json.loads(run["listing_failed"] or "[]")
         return runs
 
-    def gina_answers(self) -> list[tuple[float, bool]]:
-        """(finished, every listing answered) of the recorded runs, newest first (bounded)."""
-        rows = self._db.execute(
-            "SELECT finished, listing_failed FROM mirror_runs ORDER BY finished DESC LIMIT 20000"
-        )
-        return [(finished, json.loads(failed or "[]") == []) for finished, failed in rows]
+    def gina_state(self) -> tuple[float | None, float | None, float | None]:
+        """(last run, last run whose listing GINA answered, first failed run after that)."""
+        last = self._db.execute("SELECT max(finished) FROM mirror_runs").fetchone()[0]
+        answered = self._db.execute(
+            "SELECT max(finished) FROM mirror_runs WHERE listing_failed = '[]'"
+        ).fetchone()[0]
+        failing = self._db.execute(
+            "SELECT min(finished) FROM mirror_runs WHERE finished > ?", (answered or 0.0,)
+        ).fetchone()[0]
+        return last, answered, failing
 
     def restarts(self, since: float) -> dict[str, int]:
         """program -> restarts since ``since``."""

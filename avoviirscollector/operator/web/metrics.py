@@ -9,6 +9,7 @@ program), never a file name, URL or other unbounded or secret value.
 
 from __future__ import annotations
 
+import json
 import time
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -160,7 +161,8 @@ class HistoryCollector:
         )
         samples = reader.queue_samples(time.time() - 2 * QUEUE_FRESH)
         if samples:
-            _, _, per_product, age, leases = samples[-1]
+            _, _, text, age, leases = samples[-1]
+            per_product = json.loads(text)
             for product in sorted(set(self.context.products) | set(per_product)):
                 length.add_metric([product], per_product.get(product, 0))
             oldest.add_metric([], age or 0)

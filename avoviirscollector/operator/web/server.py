@@ -139,7 +139,8 @@ class Handler(BaseHTTPRequestHandler):
             return HTTPStatus.OK, metrics.exposition(context), metrics.CONTENT_TYPE
         model = views.status(context, hours_of(params, context))
         if path == "/api/status":
-            return HTTPStatus.OK, json.dumps(model, indent=1).encode(), "application/json"
+            body = json.dumps(model, separators=(",", ":")).encode()
+            return HTTPStatus.OK, body, "application/json"
         return HTTPStatus.OK, page.render(model).encode(), "text/html; charset=utf-8"
 
     def _send(self, status, body: bytes, kind: str, send_body: bool, extra=None) -> None:

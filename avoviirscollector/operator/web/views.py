@@ -11,6 +11,7 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import functools
+import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -156,53 +157,42 @@ def queue(reader: HistoryReader, since: float, products: Iterable[str]) -> dict:
     """The queue now (newest sample) and over the window."""
     samples = reader.queue_samples(since)
     latest = samples[-1] if samples else None
-    return {
-        "now": None
-        if latest is None
-        else {
+    now = None
+    if latest is not None:
+        per = json.loads(latest[2])
+        now = {
             "sampled": iso(latest[0]),
             "length": latest[1],
-            "per_product": {p: latest[2].get(p, 0) for p in products},
+            "per_product": {p: per.get(p, 0) for p in products},
             "oldest_task_age_seconds": latest[3],
             "leased": latest[4],
-        },
-        "samples": [
-            {"time": iso(t), "length": n, "per_product": {p: per.get(p, 0) for p in products}}
-            for t, n, per, _, _ in thin(samples)
-        ],
-    }
+        }
+    shown = []
+    for moment, length, text, _, _ in thin(samples):
+        per = json.loads(text)
+        shown.append({"time": iso(moment), "length": length,
+                      "per_product": {p: per.get(p, 0) for p in products}})  # fmt: skip
+    return {"now": now, "samples": shown}
 
 
 def tasks(reader: HistoryReader, since: float, products: Iterable[str], waiting: dict) -> dict:
     """Per product: waiting now, tasks and granules handed out in the window, acknowledged."""
-    per = {
-        p: {
-            "waiting": waiting.get(p, 0),
-            "tasks_handed_out": 0,
-            "granules_handed_out": 0,
-            "acknowledged": 0,
+    handed = reader.handouts(since)
+    return {
+        product: {
+            "waiting": waiting.get(product, 0),
+            "tasks_handed_out": handed.get(product, (0, 0, 0))[0],
+            "granules_handed_out": handed.get(product, (0, 0, 0))[1],
+            "acknowledged": handed.get(product, (0, 0, 0))[2],
         }
-        for p in products
+        for product in sorted(set(products) | set(handed))
     }
-    seen = set()
-    for product, when, acknowledged in reader.handouts(since):
-        row = per.setdefault(
-            product,
-            {"waiting": 0, "tasks_handed_out": 0, "granules_handed_out": 0, "acknowledged": 0},
-        )
-        row["granules_handed_out"] += 1
-        row["acknowledged"] += int(bool(acknowledged))
-        if (product, when) not in seen:
-            seen.add((product, when))
-            row["tasks_handed_out"] += 1
-    return per
 
 
 def mirror(reader: HistoryReader, since: float) -> dict:
     """The last runs, and whether GINA answers (since when it does not)."""
-    runs = reader.mirror_runs(since)[:MIRROR_RUNS_SHOWN]
-    answers = reader.gina_answers()
-    outage = rules.gina_outage(answers)
+    runs = reader.mirror_runs(since, MIRROR_RUNS_SHOWN)
+    last, _, failing = reader.gina_state()
     return {
         "runs": [
             {
@@ -219,9 +209,9 @@ def mirror(reader: HistoryReader, since: float) -> dict:
             for run in runs
         ],
         "gina": {
-            "answering": None if not answers else outage is None,
-            "failing_since": iso(outage),
-            "last_run": iso(answers[0][0]) if answers else None,
+            "answering": None if last is None else failing is None,
+            "failing_since": iso(failing),
+            "last_run": iso(last),
         },
     }
 
