@@ -145,7 +145,7 @@ def one_run(blocks: int, per_block: int) -> tuple[dict, int]:
 
 
 def report(results: dict, stored: int, blocks: int, per_block: int, seconds: float) -> str:
-    rows = []
+    rows, verdicts = [], []
     for key, what in (("files", "file rename -> message on 29092"),
                       ("granules", "last file -> granule message")):  # fmt: skip
         cells = []
@@ -153,7 +153,10 @@ def report(results: dict, stored: int, blocks: int, per_block: int, seconds: flo
             values = results[condition][key]
             cells.append(f"{percentile(values, 0.5) * 1000:.1f} / "
                          f"{percentile(values, 0.95) * 1000:.1f}")  # fmt: skip
-        diff = median(results["with"][key]) - median(results["without"][key])
+        without = median(results["without"][key])
+        diff = median(results["with"][key]) - without
+        noise = max(0.005, 0.1 * without)
+        verdicts.append(f"{what}: {'no measurable cost' if diff <= noise else 'SLOWER'}")
         rows.append(f"| {what} | {cells[0]} | {cells[1]} | {diff * 1000:+.1f} |")
     with_files = len(results["with"]["files"])
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
@@ -171,10 +174,10 @@ The real collector under the real supervisord.conf; times in ms, p50 / p95.
 |---|---|---|---|
 {chr(10).join(rows)}
 
+Verdict (a p50 difference within 10 % or 5 ms is no measurable cost): {"; ".join(verdicts)}.
 The recorder stored {stored} files in its history, the {with_files} renamed while it ran
-(when it was stopped it heard nothing: it subscribes, it does not read sdr/).
-It is a posttroll
-subscriber like msg_publisher: the publishers' PUB sockets never wait for it, and its
+(when it was stopped it heard nothing: it subscribes, it does not read sdr/). It is a
+posttroll subscriber like msg_publisher: the publishers' PUB sockets never wait for it, and its
 SQLite writes happen in its own process, a batch a second.
 """
 

@@ -130,6 +130,39 @@ def fill(path: Path, now: float, seed: int = 16) -> dict:
     return counts
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo += children.get(current, [])
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far: what a request costs whatever the load."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
 def timed_get(url: str) -> tuple[float, int]:
     started = time.perf_counter()
     with urllib.request.urlopen(url, timeout=30) as response:
@@ -150,58 +183,86 @@ def browser_load(browser: Chromium, url: str) -> float:
 
 
 def measure(collector: CollectorProcess, loads: int, tmp: Path, screenshot: Path | None):
+    """Wall and CPU seconds per request: server (urllib) and browser (Chromium)."""
     url = collector.wait_web()
+    web = [collector.pid("web")]
     targets = {"page, 24 h": url, "page, 7 days": f"{url}?hours=168",
-               "/api/status, 24 h": f"{url}api/status", "/metrics": f"{url}metrics"}  # fmt: skip
+               "/api/status, 24 h": f"{url}api/status", "/metrics": f"{url}metrics",
+               "baseline: /healthz (3 bytes)": f"{url}healthz"}  # fmt: skip
     server = {name: [] for name in targets}
+    server_cpu = {name: [] for name in targets}
     sizes = {}
     for _ in range(loads):
         for name, target in targets.items():
+            before = cpu_seconds(web)
             seconds, sizes[name] = timed_get(target)
+            server_cpu[name].append(cpu_seconds(web) - before)
             server[name].append(seconds)
-    browser_times = {"page, 24 h": [], "page, 7 days": []}
-    with Chromium(tmp, width=1600, height=1000) as browser:
+    browser_times = {"page, 24 h": [], "page, 7 days": [], "baseline: /healthz (3 bytes)": []}
+    browser_cpu = {name: [] for name in browser_times}
+    with Chromium(tmp, width=1600, height=1100) as browser:
         for _ in range(loads):
             for name in browser_times:
+                pids = descendants(browser.process.pid) + web
+                before = cpu_seconds(pids)
                 browser_times[name].append(browser_load(browser, targets[name]))
+                browser_cpu[name].append(cpu_seconds(pids) - before)
         if screenshot is not None:
             browser.open(url)
             browser.screenshot(screenshot, full_page=False)
         errors = browser.errors
-    return server, sizes, browser_times, errors
+    return {"server": server, "server_cpu": server_cpu, "sizes": sizes,
+            "browser": browser_times, "browser_cpu": browser_cpu, "errors": errors}  # fmt: skip
 
 
-def report(counts, server, sizes, browser_times, loads: int, seconds: float) -> str:
+def _pair(values: list[float]) -> str:
+    return f"{median(values) * 1000:.0f} / {percentile(values, 0.95) * 1000:.0f}"
+
+
+def report(counts: dict, m: dict, loads: int, seconds: float, load: float) -> str:
     rows = []
-    for name, values in server.items():
-        shown = browser_times.get(name)
-        cell = (f"{median(shown) * 1000:.0f} / {percentile(shown, 0.95) * 1000:.0f}"
-                if shown else "–")  # fmt: skip
-        rows.append(f"| {name} | {sizes[name] / 1000:.0f} kB | {median(values) * 1000:.0f} / "
-                    f"{percentile(values, 0.95) * 1000:.0f} | {cell} |")  # fmt: skip
-    worst = max(percentile(v, 0.95) for v in browser_times.values())
-    verdict = "met" if worst < TARGET else "NOT met"
+    for name, values in m["server"].items():
+        browser = m["browser"].get(name)
+        rows.append(
+            f"| {name} | {m['sizes'][name] / 1000:.0f} kB | {_pair(values)} | "
+            f"{_pair(m['server_cpu'][name])} | {_pair(browser) if browser else '–'} | "
+            f"{_pair(m['browser_cpu'][name]) if browser else '–'} |"
+        )
+    pages = [name for name in m["browser"] if name.startswith("page")]
+    worst_wall = max(percentile(m["browser"][name], 0.95) for name in pages)
+    worst_cpu = max(percentile(m["browser_cpu"][name], 0.95) for name in pages)
+    base_cpu = median(m["browser_cpu"]["baseline: /healthz (3 bytes)"])
+    verdict = "met" if worst_wall < TARGET else "NOT met"
     today = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d")
     per_day = {k: v / DAYS for k, v in counts.items()}
     return f"""
 ## Status page: 7 days of history at AVO's volume, in a real browser
 
-Measured {today} on {machine()}; {loads} loads of each; benchmark took {seconds:.0f} s.
+Measured {today} on {machine()}, load average {load:.1f} (other work shared the two cores);
+{loads} loads of each; benchmark took {seconds:.0f} s.
 Reproduce: `python3 bench/bench_web.py` (`--loads N`, `--screenshot docs/status-page.png`).
 History: {counts["files"]:,} files ({per_day["files"]:,.0f} a day), {counts["granules"]:,}
 granule messages ({per_day["granules"]:,.0f} a day), {counts["queue"]:,} queue samples and
 {counts["runs"]:,} mirror runs over {DAYS} days, served by the collector's own `web` program
 (real supervisord.conf). *server*: the whole response read by urllib; *browser*: Debian's
-headless Chromium, navigation start to the end of the load event. Times in ms, p50 / p95.
+headless Chromium, navigation start to the end of the load event. *CPU*: user + system time
+the request cost (the web program; for the browser, Chromium's processes plus the web
+program), which the machine's load does not inflate. Times in ms, p50 / p95.
 
-| request | size | server p50 / p95 | browser p50 / p95 |
-|---|---|---|---|
+| request | size | server wall | server CPU | browser wall | browser CPU |
+|---|---|---|---|---|---|
 {chr(10).join(rows)}
 
-Target: the page loads in under {TARGET * 1000:.0f} ms: {verdict} (worst browser p95
-{worst * 1000:.0f} ms). The delay plot draws one dot per file as one SVG path per
-satellite (`M x y h0` segments with round caps): with 21,000 `<circle>` elements the 7-day
-page took Chromium over a second to lay out on this machine.
+Target: the page loads in under {TARGET * 1000:.0f} ms: {verdict} in wall time on this
+machine at this load (worst browser p95 {worst_wall * 1000:.0f} ms); the CPU a load costs,
+server and browser together, is at most {worst_cpu * 1000:.0f} ms (p95), about what an idle
+machine would take, of which Chromium spends ~{base_cpu * 1000:.0f} ms (median) on any page
+at all: the baseline row, a 3-byte text page, measured the same way. The delay plot draws
+one dot per file as one SVG path per satellite (`M x y h0` segments with round caps, whole
+pixels): 21,000 `<circle>` elements took Chromium over a second to lay out on this
+machine. The page's own work is one indexed range scan of the files (a covering index),
+the queue samples thinned before they are decoded, hand-outs and GINA's state counted in
+SQL.
 """
 
 
@@ -221,14 +282,15 @@ def main(argv: list[str] | None = None) -> int:
         with GinaStandin(root / "gina") as gina:  # the mirror asks it, never the real GINA
             env = dict(os.environ, VIIRS_RETENTION="14", GINA_URL=gina.url)
             with CollectorProcess(base, env=env).start(PROGRAMS, timeout=90) as collector:
-                server, sizes, browser_times, errors = measure(
+                measured = measure(
                     collector, args.loads, root, args.screenshot and args.screenshot.absolute()
                 )
+        errors = measured["errors"]
         if errors:
             print(f"browser errors: {errors}", file=sys.stderr)
             return 1
-        markdown = report(counts, server, sizes, browser_times, args.loads,
-                          time.monotonic() - started)  # fmt: skip
+        load = os.getloadavg()[0]
+        markdown = report(counts, measured, args.loads, time.monotonic() - started, load)
         print(markdown)
         write_section("web", markdown)
         return 0

@@ -183,6 +183,9 @@ class Chromium:
             deviceScaleFactor=1,
             mobile=False,
         )
+        # two animation frames: everything laid out above has been painted
+        self.call("Runtime.evaluate", awaitPromise=True, expression="new Promise(r => "
+                  "requestAnimationFrame(() => requestAnimationFrame(r)))")  # fmt: skip
         data = self.call("Page.captureScreenshot", format="png")["data"]
         self.call("Emulation.clearDeviceMetricsOverride")
         Path(path).write_bytes(base64.b64decode(data))

@@ -278,3 +278,16 @@ def test_history_reader_never_writes(tmp_path):
     reader = history_store.HistoryReader(path)
     with pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader._db.execute("DELETE FROM files")
+
+
+def test_a_dense_series_draws_a_shared_pixel_once_and_still_counts_every_point():
+    from avoviirscollector.operator.web import charts
+
+    points = [(T0 + 60.0, 600.0)] * (charts.DEDUPLICATE_ABOVE + 1)
+    svg = charts.scatter("p", "t", {"npp": points}, (T0, T0 + 3600), x_label="x", y_label="y",
+                         names={})  # fmt: skip
+    assert f'data-count="{len(points)}"' in svg
+    assert svg.count("h0") == 1
+    sparse = charts.scatter("p", "t", {"npp": points[:50]}, (T0, T0 + 3600), x_label="x",
+                            y_label="y", names={})  # fmt: skip
+    assert sparse.count("h0") == 50

@@ -28,7 +28,8 @@ CREATE TABLE files (
     name TEXT PRIMARY KEY, platform TEXT NOT NULL, segment TEXT NOT NULL,
     orbit INTEGER NOT NULL, start REAL NOT NULL, arrival REAL NOT NULL, bytes INTEGER
 ) WITHOUT ROWID;
-CREATE INDEX files_arrival ON files (arrival);
+-- covering: the page reads (arrival, platform, start, name) of every file of its window
+CREATE INDEX files_arrival ON files (arrival, platform, start);
 CREATE INDEX files_platform ON files (platform, arrival);
 CREATE TABLE granules (
     product TEXT NOT NULL, platform TEXT NOT NULL, orbit INTEGER NOT NULL, start REAL NOT NULL,
@@ -304,6 +305,14 @@ class HistoryReader:
             (since,),
         )
         return [FileEvent(*row) for row in rows]
+
+    def delay_rows(self, since: float) -> list[tuple[str, str, float, float]]:
+        """(name, platform, granule start, arrival) of the files since ``since``, oldest first:
+        plain tuples, as a week holds 21,000 of them."""
+        return self._db.execute(
+            "SELECT name, platform, start, arrival FROM files WHERE arrival >= ? ORDER BY arrival",
+            (since,),
+        ).fetchall()
 
     def last_files(self) -> dict[str, tuple[str, float, float]]:
         """platform -> (name, arrival, start) of its newest file, over the whole history."""

@@ -13,7 +13,7 @@ from html import escape
 from avoviirscollector.operator import display
 from avoviirscollector.operator.web import charts
 from avoviirscollector.operator.web.history_rules import WINDOWS
-from avoviirscollector.operator.web.views import epoch_of
+from avoviirscollector.operator.web.views import epoch_of, iso
 
 REFRESH_SECONDS = 15
 #: A satellite whose newest file is older than this is shown in amber, twice that in red.
@@ -122,10 +122,8 @@ def satellites_section(model: dict) -> str:
 def delay_section(model: dict) -> str:
     """Acquisition delay per file over the window: passes show as clusters."""
     series: dict[str, list[tuple[float, float]]] = {}
-    for item in model["delays"]:
-        series.setdefault(item["satellite"], []).append(
-            (epoch_of(item["arrival"]), item["delay_seconds"])
-        )
+    for _, platform, start, arrival in model["delays"]:
+        series.setdefault(platform, []).append((arrival, arrival - start))
     x_range = (epoch_of(model["window_start"]), epoch_of(model["generated"]))
     names = {s["satellite"]: s["name"] for s in model["satellites"]}
     svg = charts.scatter(
@@ -139,7 +137,8 @@ def delay_section(model: dict) -> str:
         y_scale=60.0,
     )
     gaps = "".join(
-        f"<li>{escape(g['satellite'])}: no file from {when(g['from'])} to {when(g['to'])} "
+        f"<li>{escape(names.get(g['satellite'], g['satellite']))}: no file from "
+        f"{when(g['from'])} to {when(g['to'])} "
         f"({ago(g['seconds'])})</li>"
         for g in model["gaps"]
     )
@@ -330,12 +329,12 @@ def files_section(model: dict) -> str:
     newest = model["delays"][-FILES_SHOWN:][::-1]
     now = epoch_of(model["generated"])
     rows = [
-        f"<tr><td>{escape(f['satellite'])}</td><td>{escape(f['file'][:5])}</td>"
-        f'<td class="num">{escape(f["file"].split("_b")[1][:5]) if "_b" in f["file"] else ""}</td>'
-        f"<td>{when(f['granule_start'])}</td><td>{when(f['arrival'])}</td>"
-        f'<td class="num">{minutes(f["delay_seconds"])}</td>'
-        f'<td class="num">{ago(now - epoch_of(f["arrival"]))}</td></tr>'
-        for f in newest
+        f"<tr><td>{escape(platform)}</td><td>{escape(name[:5])}</td>"
+        f'<td class="num">{escape(name.split("_b")[1][:5]) if "_b" in name else ""}</td>'
+        f"<td>{when(iso(start))}</td><td>{when(iso(arrival))}</td>"
+        f'<td class="num">{minutes(arrival - start)}</td>'
+        f'<td class="num">{ago(now - arrival)}</td></tr>'
+        for name, platform, start, arrival in newest
     ]
     table = _table(
         ["satellite", "segment", "orbit", "granule start", "arrived", "delay", "age"],

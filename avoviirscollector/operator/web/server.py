@@ -36,7 +36,8 @@ log = logging.getLogger("web")
 
 DEFAULT_HOURS = 24
 #: route -> the query parameters it accepts
-ROUTES = {"/": {"hours"}, "/api/status": {"hours"}, "/metrics": set(), "/healthz": set()}
+ROUTES = {"/": {"hours"}, "/api/status": {"hours"}, "/metrics": set(), "/healthz": set(),
+          "/favicon.ico": set()}  # fmt: skip
 
 
 class BadRequest(Exception):
@@ -135,11 +136,13 @@ class Handler(BaseHTTPRequestHandler):
         context = self.context
         if path == "/healthz":
             return HTTPStatus.OK, b"ok\n", "text/plain; charset=utf-8"
+        if path == "/favicon.ico":  # browsers ask; nothing to show, and no 404 in their console
+            return HTTPStatus.NO_CONTENT, b"", "image/x-icon"
         if path == "/metrics":
             return HTTPStatus.OK, metrics.exposition(context), metrics.CONTENT_TYPE
         model = views.status(context, hours_of(params, context))
         if path == "/api/status":
-            body = json.dumps(model, separators=(",", ":")).encode()
+            body = json.dumps(views.api_form(model), separators=(",", ":")).encode()
             return HTTPStatus.OK, body, "application/json"
         return HTTPStatus.OK, page.render(model).encode(), "text/html; charset=utf-8"
 

@@ -86,15 +86,19 @@ class Context:
     socket: Path
 
 
-def satellites(reader: HistoryReader, files: list[rules.FileEvent], now: float, since: float):
+def satellites(reader: HistoryReader, rows: list[tuple], now: float) -> list[dict]:
     """One row per satellite (all three always): newest file, age, delays, longest gap."""
     last = reader.last_files()
-    rows = []
+    arrivals: dict[str, list[float]] = {short: [] for short in PLATFORM_ALIASES}
+    delays: dict[str, list[float]] = {short: [] for short in PLATFORM_ALIASES}
+    for _, platform, start, arrival in rows:
+        arrivals.setdefault(platform, []).append(arrival)
+        delays.setdefault(platform, []).append(arrival - start)
+    found = []
     for short, name in PLATFORM_ALIASES.items():
-        mine = [f for f in files if f.platform == short]
         newest = last.get(short)
-        arrivals = [f.arrival for f in mine]
-        rows.append(
+        mine = delays[short]
+        found.append(
             {
                 "satellite": short,
                 "name": name,
@@ -102,12 +106,14 @@ def satellites(reader: HistoryReader, files: list[rules.FileEvent], now: float, 
                 "last_arrival": iso(newest[1]) if newest else None,
                 "age_seconds": round(now - newest[1], 1) if newest else None,
                 "files_in_window": len(mine),
-                "median_delay_seconds": _round(rules.median(f.delay for f in mine)),
-                "max_delay_seconds": _round(max((f.delay for f in mine), default=None)),
-                "longest_gap_seconds": _round(rules.longest_gap(arrivals, now)) if mine else None,
+                "median_delay_seconds": _round(rules.median(mine)),
+                "max_delay_seconds": _round(max(mine, default=None)),
+                "longest_gap_seconds": _round(rules.longest_gap(arrivals[short], now))
+                if mine
+                else None,
             }
         )
-    return rows
+    return found
 
 
 def _round(value: float | None) -> float | None:
@@ -305,8 +311,9 @@ def status(context: Context, hours: int, now: float | None = None) -> dict:
     products = sorted(context.products)
     reader = HistoryReader(context.history)
     try:
-        files = reader.files(since)
-        published = [(p, pl, o, s) for p, pl, o, s, _ in reader.granules(since)]
+        rows = reader.delay_rows(since)
+        recent = max(since, now - PASSES_WINDOW)
+        published = [(p, pl, o, s) for p, pl, o, s, _ in reader.granules(recent)]
         queue_view = queue(reader, since, products)
         waiting = (queue_view["now"] or {}).get("per_product", {})
         return {
@@ -315,25 +322,15 @@ def status(context: Context, hours: int, now: float | None = None) -> dict:
             "window_start": iso(since),
             "history_days": rules.history_days(context.retention_days),
             "products": {p: sorted(context.products[p]) for p in products},
-            "satellites": satellites(reader, files, now, since),
-            "delays": [
-                {
-                    "file": f.name,
-                    "satellite": f.platform,
-                    "granule_start": iso(f.start),
-                    "arrival": iso(f.arrival),
-                    "delay_seconds": round(f.delay, 1),
-                }
-                for f in files
-            ],
+            "satellites": satellites(reader, rows, now),
+            # (name, satellite, granule start, arrival) per file: api_form() spells them out
+            "delays": rows,
             "gaps": [
                 {"satellite": short, "from": iso(a), "to": iso(b), "seconds": round(b - a)}
                 for short in PLATFORM_ALIASES
-                for a, b in rules.gaps(f.arrival for f in files if f.platform == short)
+                for a, b in rules.gaps(r[3] for r in rows if r[1] == short)
             ],
-            "passes": passes(
-                [f for f in files if f.arrival >= now - PASSES_WINDOW], published, context.products
-            ),
+            "passes": passes(reader.files(recent), published, context.products),
             "queue": queue_view,
             "tasks": tasks(reader, since, products, waiting),
             "mirror": mirror(reader, since),
@@ -343,3 +340,20 @@ def status(context: Context, hours: int, now: float | None = None) -> dict:
         }
     finally:
         reader.close()
+
+
+def api_form(model: dict) -> dict:
+    """The model as /api/status serves it: each file's delay spelled out."""
+    return {
+        **model,
+        "delays": [
+            {
+                "file": name,
+                "satellite": platform,
+                "granule_start": iso(start),
+                "arrival": iso(arrival),
+                "delay_seconds": round(arrival - start, 1),
+            }
+            for name, platform, start, arrival in model["delays"]
+        ],
+    }
