@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from avoviirscollector import bus, logs, settings
+from avoviirscollector import bus, identity, logs, settings
 from avoviirscollector.broker.task_rules import (
     MAX_REQUEST_BYTES,
     GranuleError,
@@ -143,6 +143,7 @@ class Monitor(threading.Thread):
         self.activity = activity
         self.stopping = threading.Event()
         self.checkpointed = time.monotonic()
+        self.extra: dict = {}  # keys added to every state message (the collector's identity)
 
     def run(self) -> None:
         """Every STATE_INTERVAL: publish the committed state, then checkpoint if it is time."""
@@ -150,7 +151,7 @@ class Monitor(threading.Thread):
         try:
             while not self.stopping.wait(STATE_INTERVAL - time.monotonic() % STATE_INTERVAL):
                 try:
-                    self.pub.send_json(reader.state())
+                    self.pub.send_json({**reader.state(), **self.extra})
                     self._checkpoint_when_quiet(reader)
                 except sqlite3.Error as error:
                     log.error("cannot read the queue for its state message: %s", error)
@@ -281,6 +282,8 @@ class Broker:
         store.checkpoint_elsewhere()
         self.activity = Activity()
         self.monitor = Monitor(store.path, self.pub, self.activity)
+        self.monitor.extra = {identity.KEY: identity.of(config)}  # which collector answers
+        self.sdr_dir = config.sdr_dir
 
     # --- granules -------------------------------------------------------------------
 
@@ -304,6 +307,8 @@ class Broker:
             _log_added(item)
 
     def _add(self, subject: str, atype: str, data) -> Added | None:
+        if not identity.from_own_sdr(data, self.sdr_dir):
+            return None  # another collector's files (shared posttroll ports)
         try:
             return self.store.add(granule_from_message(subject, atype, data))
         except GranuleError as error:

@@ -196,11 +196,21 @@ def parser(task_port: int = 19091) -> argparse.ArgumentParser:
     return p
 
 
+def _say_source(task, sdr_dir) -> None:
+    """Which collector answered, from where the task's files are (a warning if not ours)."""
+    from avoviirscollector import identity
+
+    line = identity.message_source(task.data, sdr_dir)
+    if line is not None:
+        print(f"task: {line}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     """``viirscollector task``: 0 with a task or "none waiting", 1 when the broker fails us."""
     from avoviirscollector.settings import load_or_exit
 
-    args = parser(load_or_exit().task_port).parse_args(argv)
+    settings = load_or_exit()
+    args = parser(settings.task_port).parse_args(argv)
     products = _products(args.product)
     if not products:
         print("task: give at least one product name, e.g. --product tir", file=sys.stderr)
@@ -223,6 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     kept = "still queued (just testing)" if args.just_testing else "taken off the queue"
     print(f"task {task.subject} from {client.endpoint}, {kept}:", file=sys.stderr)
+    _say_source(task, settings.sdr_dir)
     print(task_json(task))
     return 0
 

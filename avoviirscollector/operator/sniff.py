@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 import zmq
 
+from avoviirscollector import identity
 from avoviirscollector.bus import (
     Message,  # through bus: posttroll must see our message version first
 )
@@ -138,8 +139,9 @@ def receive(
         context.term()
 
 
-def sniff_sdr(endpoint: str, timeout: float | None, count: int | None) -> None:
-    """Print a line per file message."""
+def sniff_sdr(endpoint: str, timeout: float | None, count: int | None, sdr_dir=None) -> None:
+    """Print a line per file message (and, once, on stderr, where their files are)."""
+    told = sdr_dir is None
     for frames in receive(endpoint, SDR_PREFIX, timeout, count):
         received = display.now()
         try:
@@ -149,11 +151,24 @@ def sniff_sdr(endpoint: str, timeout: float | None, count: int | None) -> None:
                 f"{display.stamp(received)}  undecodable message ({len(frames[-1])} bytes): {error}"
             )
             continue
+        if not told:
+            told = _tell(identity.message_source(message.data, sdr_dir))
         print(sdr_line(message, received), flush=True)
 
 
-def sniff_queue(endpoint: str, timeout: float | None, count: int | None, length: bool) -> None:
-    """Print a line per queue state, or only the length of the first one."""
+def _tell(line: str | None) -> bool:
+    """Say on stderr which collector answered; True once said."""
+    if line is not None:
+        print(f"sniff: {line}", file=sys.stderr, flush=True)
+    return line is not None
+
+
+def sniff_queue(
+    endpoint: str, timeout: float | None, count: int | None, length: bool, base_dir=None
+) -> None:
+    """Print a line per queue state, or only the length of the first one; say once, on
+    stderr, which collector publishes it."""
+    told = base_dir is None
     for frames in receive(endpoint, "", timeout, 1 if length else count):
         received = display.now()
         try:
@@ -161,6 +176,9 @@ def sniff_queue(endpoint: str, timeout: float | None, count: int | None, length:
         except ValueError as error:
             print(f"{display.stamp(received)}  undecodable queue state: {error}", flush=True)
             continue
+        if not told:  # with --length (scripts) only a warning
+            quiet = length and not identity.foreign(state.get(identity.KEY), base_dir)
+            told = quiet or _tell(identity.answered_by(state.get(identity.KEY), base_dir))
         print(state.get("queue length", "?") if length else queue_line(state, received), flush=True)
 
 
@@ -208,10 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         if not (args.what == "queue" and args.length):
             print(f"sniff {args.what}: listening to {endpoint}; Ctrl-C stops", file=sys.stderr)
         if args.what == "sdr":
-            sniff_sdr(endpoint, args.timeout, args.count)
+            sniff_sdr(endpoint, args.timeout, args.count, settings.sdr_dir)
         else:
             timeout = args.timeout if args.timeout or not args.length else LENGTH_TIMEOUT
-            sniff_queue(endpoint, timeout, args.count, args.length)
+            sniff_queue(endpoint, timeout, args.count, args.length, settings.base_dir)
     except Silence as error:
         hint = "msg_publisher" if args.what == "sdr" else "task_broker"
         print(f"sniff {args.what}: {error}; is {hint} running there?", file=sys.stderr)

@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from avoviirscollector import supervisor_client
+from avoviirscollector import identity, supervisor_client
 from avoviirscollector.operator import display, feed, polling_status
 from avoviirscollector.redaction import redact
 
@@ -137,6 +137,14 @@ def render_queue(queue: dict | Unreadable) -> str:
     return f"queue:    {queue_summary(queue)}"
 
 
+def render_collector(queue: dict | Unreadable, base_dir: Path) -> list[str]:
+    """Which collector's broker answered on the state port (and a warning if not ours)."""
+    if isinstance(queue, Unreadable):
+        return []
+    line = identity.answered_by(queue.get(identity.KEY), base_dir)
+    return [] if line is None else [f"          {line}"]
+
+
 def render_newest(newest: NewestFile | None | Unreadable, now: dt.datetime) -> str:
     """The newest file in sdr/ and how old it is: the first thing to look at when data stops."""
     if isinstance(newest, Unreadable):
@@ -195,6 +203,7 @@ def render(report: Report) -> str:
     lines.append(f"avoviirscollector in {report.base_dir} at {display.stamp(report.now)}")
     lines += render_programs(report.programs)
     lines.append(render_queue(report.queue))
+    lines += render_collector(report.queue, report.base_dir)
     lines.append(render_newest(report.newest, report.now))
     lines.append(render_mirror(report.mirror, report.now))
     lines += polling_status.lines(
@@ -213,6 +222,10 @@ def problems(report: Report) -> list[str]:
     ]
     if isinstance(report.feed, feed.FeedOutage):
         found.append("GINA")
+    if isinstance(report.queue, dict) and identity.foreign(
+        report.queue.get(identity.KEY), report.base_dir
+    ):
+        found.append("another collector answered")
     if isinstance(report.programs, list):
         found += [p.name for p in report.programs if p.state != "RUNNING"]
     return found

@@ -36,7 +36,7 @@ from avoviirscollector import (
 from pytroll_collectors.segments import SegmentGatherer, UIDParser, ini_to_dict
 from pytroll_collectors.utils import ensure_utc_aware
 
-from avoviirscollector import logs
+from avoviirscollector import identity, logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
@@ -208,6 +208,8 @@ class Gatherer(SegmentGatherer):
         granule for, say, an SVM15 arriving after a tir granule was published, and
         warn ten minutes later that required files were missing.
         """
+        if not identity.from_own_sdr(msg.data, self.sdr_dir):
+            return  # another collector's file (shared posttroll ports)
         segment = msg.data.get("segment") if isinstance(msg.data, dict) else None
         if segment is not None and self.segments and segment not in self.segments:
             log.debug("ignoring %s: not a file of this product", msg.data.get("uid"))

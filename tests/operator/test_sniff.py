@@ -85,7 +85,10 @@ def test_sniff_sdr_prints_file_messages_and_ignores_other_subjects(publisher):
     pub = publisher(lambda: [[other.encode().encode()], [file_message().encode().encode()]])
     result = sniff("sdr", "--port", str(pub.port), "--count", "2", "--timeout", "20")
     assert result.returncode == 0, result.stderr
-    assert result.stderr == f"sniff sdr: listening to tcp://localhost:{pub.port}; Ctrl-C stops\n"
+    assert result.stderr.splitlines() == [
+        f"sniff sdr: listening to tcp://localhost:{pub.port}; Ctrl-C stops",
+        "sniff: files in /viirs/sdr",  # the default VIIRS_BASE_DIR's: this collector's files
+    ]
     lines = result.stdout.splitlines()
     assert len(lines) == 2
     assert all(f"  {NAME}  NOAA-20  orbit 33123  " in line for line in lines)
