@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "reprocess": ("operator.reprocess", "publish the messages of files in sdr/ again"),
     "health": ("operator.health", "exit 0 when every daemon runs and the broker answers"),
     "status": ("operator.status", "one screen: programs, queue, newest file, disk"),
+    "ctl": ("operator.ctl", "supervisorctl for this collector (e.g. ctl status, ctl restart web)"),
     "sniff": ("operator.sniff", "print messages from 29092 (sdr) or 19191 (queue)"),
     "task": ("broker.task_client", "ask the broker for one task, as a worker does"),
     "recorder": ("operator.web.recorder", "record the history the status page shows (daemon)"),

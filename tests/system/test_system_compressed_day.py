@@ -16,7 +16,10 @@ its end.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import time
+from pathlib import Path
 
 import pytest
 from system_helpers import (
@@ -81,17 +84,21 @@ def test_a_compressed_day_gives_every_granule_one_task_and_flat_daemon_memory(
     for worker in workers:
         worker.start()
     rss = {}
+    mirror_lines: list[str] = []  # what the crontab's runs would write to supercronic.log
     try:
         for number, files in enumerate(batches, 1):
             for path in files:  # the passes appear at GINA
                 os.replace(path, gina.directory / path.name)
             run = run_mirror(collector)
             assert run.returncode == 0, run.stderr[-2000:]
+            mirror_lines += run.stderr.splitlines()
             if number == len(batches) // 3:
                 wait_for_tasks(workers, batches[:number], expected)
                 rss["third"] = daemon_rss(collector)
         wait_for_tasks(workers, batches, expected)
         rss["end"] = daemon_rss(collector)
+        busy = log_lines(collector.base_dir / "log", mirror_lines)
+        idle = idle_lines(collector)
     finally:
         for worker in workers:
             worker.stop()
@@ -106,6 +113,48 @@ def test_a_compressed_day_gives_every_granule_one_task_and_flat_daemon_memory(
         if rss["end"][name] > MAX_RSS_RATIO * rss["third"][name]
     }
     assert grown == {}, f"RSS kB (first third, end) of daemons that grew: {grown}"
+    report_log_volume(busy, idle)
+
+
+def log_lines(log_dir: Path, mirror_lines: list[str]) -> dict[str, list[str]]:
+    """Lines per program: every log of the base directory, plus the mirror runs' output."""
+    lines = {path.stem: path.read_text(errors="replace").splitlines()
+             for path in sorted(log_dir.glob("*.log"))}  # fmt: skip
+    lines["mirror_gina"] = list(mirror_lines)
+    return lines
+
+
+#: Seconds of an idle collector measured after the day (the figure is scaled to 24 h).
+IDLE_SECONDS = 60
+
+
+def idle_lines(collector) -> dict[str, int]:
+    """Lines each program writes in IDLE_SECONDS without data (plus one forced mirror poll
+    that finds nothing new), for issue 14.10's idle-day figure."""
+    before = {name: len(lines) for name, lines in log_lines(collector.base_dir / "log", []).items()}
+    poll = run_mirror(collector)
+    time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for an event
+    after = log_lines(collector.base_dir / "log", poll.stderr.splitlines())
+    return {name: len(lines) - before.get(name, 0) for name, lines in after.items()}
+
+
+def report_log_volume(busy: dict[str, list[str]], idle: dict[str, int]) -> dict:
+    """Issue 14.10's figures, printed (pytest -s) and returned for the assertions."""
+    info = [line for lines in busy.values() for line in lines if " INFO " in line]
+    longest = max(info, key=len, default="")
+    daemons_idle = sum(n for name, n in idle.items() if name != "mirror_gina")
+    figures = {
+        "busy_lines": {name: len(lines) for name, lines in busy.items()},
+        "idle_lines_per_60s": idle,
+        "idle_day_daemon_lines": round(daemons_idle * 86400 / IDLE_SECONDS),
+        "mirror_lines_per_idle_poll": idle.get("mirror_gina", 0),
+        "info_lines": len(info),
+        "info_lines_over_200": sum(len(line) >= 200 for line in info),
+        "longest_info": len(longest),
+    }
+    print("\nlog volume (issue 14.10):", json.dumps(figures, indent=1))
+    print("longest INFO line:", longest[:300])
+    return figures
 
 
 def wait_for_tasks(workers, batches, expected) -> None:
