@@ -117,3 +117,29 @@ def next_pass(passes: Sequence[Pass], satellite: str, now: float) -> Pass | None
     """The satellite's pass in progress or next to come."""
     ahead = [p for p in passes if p.satellite == satellite and p.fall > now]
     return min(ahead, key=lambda p: p.rise, default=None)
+
+
+#: A cron start this many seconds before its poll is due polls (cron's slots and
+#: Python's start-up jitter by a fraction of a second).
+GRACE = 1.0
+
+
+def poll_due(
+    next_poll_at: float | None,
+    started_seen: float | None,
+    started: float | None,
+    now: float,
+    have_state: bool = True,
+) -> str | None:
+    """Why a cron start polls now ("first run", "collector start", "due"), None when not.
+
+    ``started``: when the collector (supervisord) started now; ``started_seen``: the
+    start the last poll saw. A newer start means the first poll after a start.
+    """
+    if not have_state:
+        return "first run"
+    if started is not None and (started_seen is None or started > started_seen + 0.5):
+        return "collector start"
+    if next_poll_at is None or now >= next_poll_at - GRACE:
+        return "due"
+    return None

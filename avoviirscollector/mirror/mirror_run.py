@@ -781,6 +781,8 @@ class Poll:
         fetched = sum(r.fetched for r in self.results)
         mb = sum(r.bytes for r in self.results) / MB
         level = logging.INFO if (wanted or failed) else logging.DEBUG
+        if listing.fallback:
+            why += "; one request per satellite"
         log.log(
             level,
             "poll (%s): %s, %.1f kB listed, %d entries; wanted %d, fetched %d (%.1f MB), "

@@ -20,12 +20,12 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path  # noqa: TC003 - used at run time in annotations' callers
 
+from avoviirscollector.mirror import cadence_rules
+
 STATE_FILE = "mirror_gina-poll.json"
 #: The last poll's summary, for ``viirscollector status``.
 LAST_RUN_FILE = "mirror_gina-last-run.json"
-#: A run that starts this many seconds before its poll is due polls (cron's slots and
-#: Python's start-up jitter by a fraction of a second).
-GRACE = 1.0
+GRACE = cadence_rules.GRACE
 
 
 @dataclass
@@ -88,13 +88,7 @@ def collector_started(pidfile: Path) -> float | None:
 
 
 def due(state: PollState | None, now: float, started: float | None) -> str | None:
-    """Why a poll is due now ("first run", "collector start", "due"), None when not."""
+    """Why a poll is due now (cadence_rules.poll_due on this state), None when not."""
     if state is None:
-        return "first run"
-    if started is not None and (
-        state.collector_started is None or started > state.collector_started + 0.5
-    ):
-        return "collector start"
-    if state.next_poll_at is None or now >= state.next_poll_at - GRACE:
-        return "due"
-    return None
+        return cadence_rules.poll_due(None, None, started, now, have_state=False)
+    return cadence_rules.poll_due(state.next_poll_at, state.collector_started, started, now)

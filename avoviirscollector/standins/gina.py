@@ -686,6 +686,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=_rate, help="bytes/s per connection, e.g. 10M")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--facility", default="gilmore", help="facility of every file")
+    parser.add_argument(
+        "--catalog-days",
+        type=int,
+        default=0,
+        help="list a GINA-sized catalogue: this many days of ~100 granules a "
+        "day per satellite with 17 unwanted files each (default 0: none)",
+    )
+    parser.add_argument("--no-gzip", action="store_true", help="ignore Accept-Encoding")
+    parser.add_argument(
+        "--validators",
+        choices=VALIDATORS,
+        default="both",
+        help="ETag and/or Last-Modified offered (default both)",
+    )
+    parser.add_argument(
+        "--single-satellite",
+        action="store_true",
+        help="answer a query for several satellites[] with the first one's only",
+    )
     args = parser.parse_args(argv)
     if not args.dir.is_dir():
         print(f"gina-standin: {args.dir} is not a directory", file=sys.stderr)
@@ -699,6 +718,10 @@ def main(argv: list[str] | None = None) -> int:
             rate=args.rate,
             delay=args.delay,
             facility=args.facility,
+            gzip=not args.no_gzip,
+            validators=args.validators,
+            multi_satellite=not args.single_satellite,
+            catalog_days=args.catalog_days,
         )
         standin.start()
     except OSError as error:

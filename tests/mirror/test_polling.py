@@ -271,3 +271,28 @@ def test_current_elements_predict_passes_and_a_pass_makes_polling_fast(
     assert rising and rising[0]["rise"] - time.time() < 60, "NOAA-20 rises within the minute"
     assert poll.next_poll_at - poll.last_poll == 10
     assert "polling every 10 s: pass " in result.stderr
+
+
+def test_every_info_line_of_a_poll_is_under_200_characters_and_names_its_file(
+    base_dir, gina_dir, queue_file
+):
+    with GinaStandin(gina_dir, catalog_days=1) as gina:
+        result = run(base_dir, gina, queue_file, "--now")
+    info = [line for line in result.stderr.splitlines() if " INFO " in line]
+    assert info and max(len(line) for line in info) < 200, max(info, key=len)
+    for name in wanted(gina_dir):
+        assert sum(name in line for line in info) == 1, f"one line for {name}"
+
+
+def test_the_stand_in_lists_a_gina_sized_catalogue_filtered_by_date_and_satellite(gina_dir):
+    import datetime as dt
+
+    with GinaStandin(gina_dir, catalog_days=3) as gina:
+        today = dt.datetime.now(dt.UTC).date()
+        every = gina.catalog({})
+        one_day = gina.catalog({"start_date": [today.isoformat()], "end_date": [today.isoformat()]})
+        snpp = gina.catalog({"satellites[]": ["snpp"]})
+    per_day_and_satellite = (len(every) - 20) / 3 / 3
+    assert 1000 < per_day_and_satellite < 1800, "~100 granules x 17 unwanted files"
+    assert 0 < len(one_day) < len(every) / 2
+    assert {e["satellite"] for e in snpp} == {"snpp"}

@@ -178,3 +178,11 @@ def test_a_start_polls_when_due_after_a_collector_start_or_without_state():
     assert poll_state.due(state, T, T - 100) is None
     assert poll_state.due(state, T + 59.5, T - 100) == "due", "within the grace of a slot"
     assert poll_state.due(state, T, T - 5) == "collector start"
+
+
+def test_poll_due_is_a_pure_rule_of_the_schedule_and_the_collectors_start():
+    assert cadence_rules.poll_due(None, None, None, T, have_state=False) == "first run"
+    assert cadence_rules.poll_due(T + 60, T - 100, T - 100, T) is None
+    assert cadence_rules.poll_due(T + 60, T - 100, T - 10, T) == "collector start"
+    assert cadence_rules.poll_due(T + 60, None, None, T + 59.2) == "due"
+    assert cadence_rules.poll_due(None, None, None, T) == "due"
