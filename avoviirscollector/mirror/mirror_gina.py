@@ -48,6 +48,12 @@ def _arguments(argv: list[str] | None):
         help="poll now, whatever the schedule, for the whole GINA_BACKFILL_DAYS window",
     )
     parser.add_argument(
+        "--full",
+        action="store_true",
+        help="poll now over the whole backfill window, without GINA's validators (after "
+        "files left sdr/: verify-sdr's quarantine, or an operator's deletion)",
+    )
+    parser.add_argument(
         "--stall-seconds",
         type=int,
         default=STALL_SECONDS,
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = settings_module.load_or_exit()
     started = poll_state.collector_started(settings.tmp_dir / "supervisord.pid")
     reason = "operator" if args.now else None
+    if args.full:
+        from avoviirscollector.mirror.poll_state import FULL_LISTING as reason
     if reason is None:
         reason = poll_state.due(poll_state.load(settings.state_dir), time.time(), started)
         if reason is None:

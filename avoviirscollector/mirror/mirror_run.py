@@ -652,6 +652,8 @@ class Poll:
         self.now = time.time()
         self.began = time.monotonic()
         self.state = poll_state.load(settings.state_dir) or PollState()
+        if reason == poll_state.FULL_LISTING:  # a 304 would hide files that left sdr/
+            self.state.validators = {}
         self.outage_path = settings.state_dir / f"{PROGRAM}-outage.json"
         self.results: list[QueueResult] = []
 
@@ -685,8 +687,8 @@ class Poll:
 
     def _window(self) -> listing_rules.Window:
         force = None
-        if self.reason == "collector start":
-            force = "collector start"
+        if self.reason in ("collector start", poll_state.FULL_LISTING):
+            force = self.reason
         elif not self.state.last_ok:
             force = "after an outage"
         elif self.reason == "operator":

@@ -26,6 +26,9 @@ STATE_FILE = "mirror_gina-poll.json"
 #: The last poll's summary, for ``viirscollector status``.
 LAST_RUN_FILE = "mirror_gina-last-run.json"
 GRACE = cadence_rules.GRACE
+#: The reason of a poll asked with ``--full``: the whole window, GINA's answer read whole
+#: (no If-None-Match), so files that left sdr/ since the last listing are seen at once.
+FULL_LISTING = "full listing (--full)"
 
 
 @dataclass

@@ -7,7 +7,7 @@ a download: GINA's MD5 (from products.json, any facility, over the days the file
 cover) and an HDF5 open. A file GINA no longer lists gets the HDF5 check only. A file
 that fails is moved to ``quarantine/`` (never deleted, see :mod:`adoption`); its name
 is gone from sdr/, so the mirror fetches it again when it is inside GINA_BACKFILL_DAYS:
-at the end of the run verify-sdr asks for that poll (``mirror_gina --now``) instead of
+at the end of the run verify-sdr asks for that poll (``mirror_gina --full``) instead of
 waiting for the mirror's schedule.
 
 When it runs: the crontab runs ``verify-sdr --scheduled`` every minute. That does
@@ -257,6 +257,8 @@ class Run:
 
     def run(self, md5s: dict[str, str]) -> bool:
         """Check pending files; True when the verification is complete."""
+        # Rate, ETA and pacing count from here: GINA's listing took its own time before.
+        self.started = self.pacer.started = time.monotonic()
         listed = sum(e.name in md5s for e in self.pending)
         log.info(
             "checking %d file(s) (%s); GINA lists %d of them, %d not listed any more "
@@ -440,13 +442,14 @@ def verify_sdr(settings: settings_module.Settings, args, stop: threading.Event) 
 
 
 def ask_mirror_to_poll(count: int) -> None:
-    """Run ``mirror_gina --now`` once, so quarantined files come back without waiting for
-    the mirror's next scheduled poll (which may be minutes away between passes). Its queue
-    locks make this safe next to a scheduled poll."""
+    """Run ``mirror_gina --full`` once, so quarantined files come back without waiting for
+    the mirror's next scheduled poll (minutes away between passes) and its next listing
+    without validators (GINA answers 304 to an unchanged listing, which would hide files
+    that left sdr/). Its queue locks make this safe next to a scheduled poll."""
     import subprocess
 
     log.info("asking the mirror to poll now: %d quarantined file(s) GINA lists", count)
-    command = [sys.executable, "-m", "avoviirscollector.cli", "mirror", "--now"]
+    command = [sys.executable, "-m", "avoviirscollector.cli", "mirror", "--full"]
     try:
         status = subprocess.run(command, timeout=900, check=False).returncode
     except (OSError, subprocess.TimeoutExpired) as error:

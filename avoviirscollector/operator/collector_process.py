@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 import xmlrpc.client
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from avoviirscollector import supervisor_client
@@ -84,8 +84,12 @@ class CollectorProcess:
         env: Mapping[str, str] | None = None,
         config_dir: str | os.PathLike | None = None,
         ports: Mapping[str, int | str] | None = None,
+        preexec_fn: Callable[[], None] | None = None,
     ):
-        """``ports``: VIIRS_*_PORT -> port to use instead of a free one (the demo's)."""
+        """``ports``: VIIRS_*_PORT -> port to use instead of a free one (the demo's);
+        ``preexec_fn``: run in the child before ``viirscollector run`` (a test drops root's
+        capabilities there, so the collector meets file permissions as UID 2001 does)."""
+        self.preexec_fn = preexec_fn
         self.base_dir = Path(base_dir).absolute()
         chosen = {name: int((ports or {}).get(name) or free_port()) for name in PORT_VARIABLES}
         self.task_port, self.state_port, self.message_port, self.web_port = chosen.values()
@@ -117,6 +121,7 @@ class CollectorProcess:
             stdout=self.output,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=self.preexec_fn,
         )
         try:
             self.wait_running(programs, timeout=timeout)

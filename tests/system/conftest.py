@@ -38,14 +38,21 @@ def gina(short_dir):
 
 @pytest.fixture
 def start_collector(short_dir, mail_env):
-    """``start(base=None, gina=None, cron=False, **env)``: a running collector, stopped after."""
+    """``start(base=None, gina=None, cron=False, preexec_fn=None, **env)``: a running
+    collector, stopped after."""
     started: list[CollectorProcess] = []
 
-    def start(base: Path | None = None, gina: GinaStandin | None = None, cron=False, **extra):
+    def start(
+        base: Path | None = None,
+        gina: GinaStandin | None = None,
+        cron=False,
+        preexec_fn=None,
+        **extra,
+    ):
         env = {**os.environ, **mail_env, **extra}
         if gina is not None:
             env["GINA_URL"] = gina.url
-        collector = CollectorProcess(base or short_dir / "viirs", env=env)
+        collector = CollectorProcess(base or short_dir / "viirs", env=env, preexec_fn=preexec_fn)
         started.append(collector)
         collector.start(PROGRAMS, timeout=90)
         if not cron:
