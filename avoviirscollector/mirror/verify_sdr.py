@@ -44,7 +44,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from avoviirscollector import logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.mirror import verify_sdr_rules as rules
 from avoviirscollector.mirror.verify_sdr_rules import MB, Planned, Progress, Result
@@ -406,10 +405,11 @@ def _due(args, record: dict | None) -> str | None:
 
 def verify_sdr(settings: settings_module.Settings, args, stop: threading.Event) -> int:
     """Run (a part of) the verification under its lock; an exit status."""
+    paths = Paths.of(settings)
+    from avoviirscollector import logs
     from avoviirscollector.mirror.gina_catalog import CatalogError
     from avoviirscollector.mirror.mirror_gina import QueueLock
 
-    paths = Paths.of(settings)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     with QueueLock(paths.lock) as lock:
         if not lock.acquired:
@@ -469,6 +469,12 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``viirscollector verify-sdr``."""
     args = _arguments(argv)
     settings = settings_module.load_or_exit()
+    record = Paths.of(settings).record
+    if args.scheduled and _due(args, load_record(record)) is None:
+        _keep_fresh(record)  # the every-minute no-op: no logging set up, no pycurl, no GINA
+        return 0
+    from avoviirscollector import logs
+
     logs.setup(PROGRAM, settings)
     stop = threading.Event()
     for number in (signal.SIGTERM, signal.SIGINT):
