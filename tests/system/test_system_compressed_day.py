@@ -126,6 +126,8 @@ def log_lines(log_dir: Path, mirror_lines: list[str]) -> dict[str, list[str]]:
 
 #: Seconds of an idle collector measured after the day (the figure is scaled to 24 h).
 IDLE_SECONDS = 60
+#: Seconds after the crontab's start before the idle window opens.
+IDLE_SETTLE = 10
 
 
 def idle_lines(collector) -> dict[str, int]:
@@ -133,10 +135,14 @@ def idle_lines(collector) -> dict[str, int]:
     mirror polls, verify-sdr) plus one forced mirror poll that finds nothing new, for
     issue 14.10's idle-day figure (supercronic.log holds the cron jobs' lines)."""
     collector.rpc().supervisor.startProcess("supercronic", True)  # the crontab, as in production
+    time.sleep(IDLE_SETTLE)  # its start-up lines (and the recorder's note of it) are not idle
     before = {name: len(lines) for name, lines in log_lines(collector.base_dir / "log", []).items()}
     poll = run_mirror(collector)
     time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for an event
     after = log_lines(collector.base_dir / "log", poll.stderr.splitlines())
+    for name, lines in after.items():
+        for line in lines[before.get(name, 0) :]:
+            print(f"idle {name}: {line[:200]}")
     return {name: len(lines) - before.get(name, 0) for name, lines in after.items()}
 
 
