@@ -105,7 +105,7 @@ class Settings:
     web_port: int = 19292
     history_max_mb: int = 256
     #: Tasks of granules older than this wait behind newer ones (0: the original order).
-    stale_task_hours: int = 3
+    stale_task_hours: int = 1
     poll: PollSettings = None  # type: ignore[assignment]  # set in __post_init__
 
     def __post_init__(self):
@@ -290,7 +290,7 @@ def load(env: Mapping[str, str] | None = None) -> Settings:
         poll=_poll(env),
         web_port=_integer(env, "VIIRS_WEB_PORT", 19292, 1, 65535),
         history_max_mb=_integer(env, "VIIRS_HISTORY_MAX_MB", 256, 1, None),
-        stale_task_hours=_integer(env, "VIIRS_STALE_TASK_HOURS", 3, 0, 8760),
+        stale_task_hours=_integer(env, "VIIRS_STALE_TASK_HOURS", 1, 0, 8760),
     )
 
 

@@ -38,7 +38,7 @@ MAX_LEASE_SECONDS = 24 * 3600.0
 #: The products the gatherers make (etc/segment_gatherer.ini; a test checks they agree).
 KNOWN_PRODUCTS = ("tir", "vis", "btd", "mir")
 #: Default of VIIRS_STALE_TASK_HOURS: tasks of granules older than this go behind newer ones.
-STALE_TASK_HOURS = 3
+STALE_TASK_HOURS = 1
 #: How start times are stored and compared (text in this format sorts by time).
 START_FORMAT = "%Y-%m-%dT%H:%M:%S"
 #: Longest file-name stem a log line carries (names of another pattern may be long).

@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import functools
 import logging
+import re
 import secrets
 import sqlite3
 import time
@@ -50,6 +51,8 @@ from avoviirscollector.broker.task_rules import (
 )
 
 DB_NAME = "task_queue.sqlite"
+#: A dataset file's name in stored data (task_rules.dumps writes no spaces; names hold no ").
+_UID = re.compile(r'"uid":"([^"\\]*)"')
 SCHEMA_VERSION = 1
 #: How long the granules of a handed-out task are remembered (seconds).
 HANDED_OUT_MEMORY = 2 * 24 * 3600.0
@@ -145,7 +148,7 @@ class Task:
         The start is the time of day: the stem holds the date (``d20240301``), and every
         line must stay under 200 characters.
         """
-        stem = files_stem(item["uid"] for item in self.data["dataset"])
+        stem = files_stem(_UID.findall(self.data_json))  # no decoding of the whole data
         return f"task {self.id} ({self.product} {stem} {self.start_time[11:]}, {self.files} files)"
 
 
@@ -183,6 +186,7 @@ class TaskStore:
         self.path = Path(path)
         self.clock = clock
         self.stale_hours = stale_hours
+        self._cutoff_of: tuple[int, str] = (-1, "")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10)
         self._depth = 0
@@ -371,10 +375,9 @@ class TaskStore:
         row = self._db.execute(oldest_sql(len(products)), products).fetchone()
         if row is None:
             return None
-        task = Task(*row)
         cutoff = self._cutoff()
-        if cutoff is None or task.start_time >= cutoff:
-            return task
+        if cutoff is None or row[9] >= cutoff:  # start_time: the head is fresh (the usual case)
+            return Task(*row)
         pairs = tuple(value for product in products for value in (product, cutoff))
         row = self._db.execute(fresh_sql(len(products)), pairs).fetchone()
         if row is None:
@@ -383,9 +386,13 @@ class TaskStore:
 
     def _cutoff(self) -> str | None:
         """Start times before this (stored text) are stale; None when nothing is."""
-        now = dt.datetime.fromtimestamp(self.clock(), dt.UTC)
-        cutoff = stale_cutoff(utc_naive(now), self.stale_hours)
-        return None if cutoff is None else cutoff.strftime(START_FORMAT)
+        if not self.stale_hours:
+            return None
+        second = int(self.clock())
+        if self._cutoff_of[0] != second:  # computed once a second, not per request
+            now = utc_naive(dt.datetime.fromtimestamp(second, dt.UTC))
+            self._cutoff_of = (second, stale_cutoff(now, self.stale_hours).strftime(START_FORMAT))
+        return self._cutoff_of[1]
 
     def take(self, products: Iterable[str], lease: float | None = None) -> Task | None:
         """Hand out the next wanted task: removed, or leased for ``lease`` seconds."""
@@ -557,18 +564,19 @@ def oldest_sql(count: int) -> str:
 def fresh_sql(count: int) -> str:
     """The first fresh task in queue order: per product, the range of starts >= the cutoff.
 
-    Parameters: (product, cutoff) per product. Only asked when the head is stale; the
+    Parameters: (product, cutoff) per product. Asked only when the head is stale; the
     range holds the tasks of the last VIIRS_STALE_TASK_HOURS, never the backlog.
     """
+    # min() reads the range once and keeps the id of its row (SQLite's bare column): no
+    # sorter per product, which measured 2-8x slower now and then.
     seek = (
-        "SELECT * FROM (SELECT position, id FROM tasks INDEXED BY tasks_by_start "
-        "WHERE lease_expires IS NULL AND product = ? AND start_time >= ? "
-        "ORDER BY position LIMIT 1)"
+        "SELECT id, min(position) AS position FROM tasks INDEXED BY tasks_by_start "
+        "WHERE lease_expires IS NULL AND product = ? AND start_time >= ?"
     )
     heads = " UNION ALL ".join([seek] * count)
     return (
         f"SELECT {_COLUMNS} FROM tasks WHERE id = "
-        f"(SELECT id FROM ({heads}) ORDER BY position LIMIT 1)"
+        f"(SELECT id FROM ({heads}) WHERE id IS NOT NULL ORDER BY position LIMIT 1)"
     )
 
 
