@@ -129,7 +129,7 @@ def test_peer_that_never_reads_costs_only_its_own_replies_and_sigterm_still_work
 ):
     collector = start_collector()
     land_granules(collector, 2, 9100)
-    wait_until(lambda: queue_length(collector) == 8, 30, "8 tasks queued")
+    wait_until(lambda: queue_length(collector) == 8, 60, "8 tasks queued")
     worker, hostile = PatientWorker(collector.task_port), NeverReads(collector.task_port)
     worker.start()
     time.sleep(2)  # the peer in the same run: the same worker without the flood
@@ -142,7 +142,7 @@ def test_peer_that_never_reads_costs_only_its_own_replies_and_sigterm_still_work
             "the broker to notice the peer that does not read",
         )
         land_granules(collector, 1, 9200)  # intake goes on while the peer is stuck
-        wait_until(lambda: queue_length(collector) == 12, 30, "the new granule's 4 tasks")
+        wait_until(lambda: queue_length(collector) == 12, 60, "the new granule's 4 tasks")
         wait_until(lambda: hostile.sent == FLOOD, 60, "the peer to send all its requests")
         time.sleep(1)  # the broker works through the last of them; the worker goes on asking
         worker.stop()
@@ -232,7 +232,7 @@ def test_three_400_mb_frames_are_refused_before_buffering_and_workers_are_served
 ):
     collector = start_collector()
     land_granules(collector, 1, 9300)
-    wait_until(lambda: queue_length(collector) == 4, 30, "4 tasks queued")
+    wait_until(lambda: queue_length(collector) == 4, 60, "4 tasks queued")
     pid = collector.pid("task_broker")
     with TaskClient(port=collector.task_port, timeout=5) as client:
         for _ in range(200):  # warm up: the memory a broker serving workers uses
