@@ -291,3 +291,17 @@ def test_a_dense_series_draws_a_shared_pixel_once_and_still_counts_every_point()
     sparse = charts.scatter("p", "t", {"npp": points[:50]}, (T0, T0 + 3600), x_label="x",
                             y_label="y", names={})  # fmt: skip
     assert sparse.count("h0") == 50
+
+
+def test_a_program_whose_start_time_changes_counts_one_restart_in_the_last_day(tmp_path):
+    store = history_store.HistoryStore(tmp_path / "h.sqlite")
+    store.begin()
+    assert not store.program_started("trollstalker", T0, T0 + 5)  # first seen: not a restart
+    assert not store.program_started("trollstalker", T0, T0 + 10)
+    assert store.program_started("trollstalker", T0 + 60, T0 + 65)
+    store.commit()
+    reader = history_store.HistoryReader(tmp_path / "h.sqlite")
+    assert reader.restarts(T0) == {"trollstalker": 1}
+    assert reader.restarts(T0 + 100) == {}
+    totals = {(name, json.dumps(labels)): value for name, labels, value in reader.totals()}
+    assert totals[("restarts", '{"program": "trollstalker"}')] == 1
