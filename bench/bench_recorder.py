@@ -9,7 +9,7 @@ stopped (``supervisorctl stop recorder``), so both see the same machine at the s
 time. The recorder's own count of what it stored proves it was at work. Writes the
 ``recorder`` section of docs/benchmarks.md.
 
-    python3 bench/bench_recorder.py [--blocks 6] [--granules 20]
+    python3 bench/bench_recorder.py [--blocks 16] [--granules 10]
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def set_recorder(collector: CollectorProcess, running: bool) -> None:
         collector.wait_subscribed(RECORDER_SUBSCRIPTIONS)
     elif state == "RUNNING":
         server.stopProcess("recorder", True)
-    time.sleep(1)
+    time.sleep(3)  # past the recorder's start (imports, first poll, disk walk) or its stop
 
 
 def recorded_files(base: Path) -> int:
@@ -175,17 +175,22 @@ The real collector under the real supervisord.conf; times in ms, p50 / p95.
 {chr(10).join(rows)}
 
 Verdict (a p50 difference within 10 % or 5 ms is no measurable cost): {"; ".join(verdicts)}.
-The recorder stored {stored} files in its history, the {with_files} renamed while it ran
-(when it was stopped it heard nothing: it subscribes, it does not read sdr/). It is a
+The recorder stored {stored} files in its history of the {with_files} renamed while it ran (the rest
+were still in its queue when counted; when it was stopped it heard nothing: it subscribes, it
+does not read sdr/). It is a
 posttroll subscriber like msg_publisher: the publishers' PUB sockets never wait for it, and its
-SQLite writes happen in its own process, a batch a second.
+SQLite writes happen in its own process, a batch a second, at CPU priority nice 10.
+Earlier runs of this benchmark that began measuring 1 s after the recorder (re)started,
+before it ran niced, showed +13 to +22 ms at p50 at load averages of 25-28: its start-up
+(imports, first poll, disk walk) competing for the two cores. Blocks now begin 3 s after a
+start or stop.
 """
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--blocks", type=int, default=6)
-    parser.add_argument("--granules", type=int, default=20)
+    parser.add_argument("--blocks", type=int, default=16)
+    parser.add_argument("--granules", type=int, default=10)
     args = parser.parse_args(argv)
     started = time.monotonic()
     results, stored = one_run(args.blocks, args.granules)

@@ -59,6 +59,8 @@ DISK_INTERVAL = 300.0
 TRIM_INTERVAL = 600.0
 QUEUE_MIN_INTERVAL = 5.0
 QUEUE_MAX_INTERVAL = 60.0
+#: The recorder's CPU priority below the pipeline's (os.nice increment).
+NICENESS = 10
 #: At most one log line per this many seconds about dropped events.
 COMPLAINT_INTERVAL = 60.0
 _SHORT = {long: short for short, long in PLATFORM_ALIASES.items()}
@@ -414,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = settings_module.load_or_exit()
     logs.setup("recorder", settings, daemon=True)
+    # The history may wait, the pipeline may not: on a busy machine the scheduler gives
+    # trollstalker, the gatherers and msg_publisher the CPU first.
+    os.nice(NICENESS)
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):
