@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import email
 import email.policy
+import logging
 import threading
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 
 from avoviirscollector.netutil import free_port
+
+# aiosmtpd logs every connection at INFO from its own thread. Those lines are the stand-in's
+# chatter, not the collector's: left on, they land in whatever stderr a test captured (or in
+# a stream pytest has closed meanwhile, as "--- Logging error ---" blocks in another test).
+logging.getLogger("mail.log").setLevel(logging.WARNING)
 
 
 class _Inbox:
