@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from avoviirscollector import bus, identity, logs, settings
+from avoviirscollector import bus, identity, last_seen, logs, settings
 from avoviirscollector.broker.task_rules import (
     MAX_REQUEST_BYTES,
     GranuleError,
@@ -46,6 +46,7 @@ from avoviirscollector.broker.task_rules import (
 from avoviirscollector.broker.task_rules import parse_request as parse_task_request
 from avoviirscollector.broker.task_store import (
     DB_NAME,
+    HANDED_OUT_MEMORY,
     Added,
     QueueReader,
     Task,
@@ -284,6 +285,8 @@ class Broker:
         self.monitor = Monitor(store.path, self.pub, self.activity)
         self.monitor.extra = {identity.KEY: identity.of(config)}  # which collector answers
         self.sdr_dir = config.sdr_dir
+        #: what the replays after an outage start from (last_seen.py)
+        self.seen = last_seen.Recorder(config.state_dir, HANDED_OUT_MEMORY)
 
     # --- granules -------------------------------------------------------------------
 
@@ -305,6 +308,9 @@ class Broker:
             return
         for item in added:
             _log_added(item)
+            self.seen.saw(
+                item.granule.product, (d.get("uri") for d in item.granule.data["dataset"])
+            )
 
     def _add(self, subject: str, atype: str, data) -> Added | None:
         if not identity.from_own_sdr(data, self.sdr_dir):
@@ -455,10 +461,11 @@ class Broker:
         self.listener.start()
         self.monitor.start()
         now = time.monotonic()
-        due = {"leases": now, "forget": now}
+        due = {"leases": now, "forget": now, "seen": now}
         timers = {
             "leases": (LEASE_CHECK_INTERVAL, self._expire_leases),
             "forget": (FORGET_INTERVAL, self._forget),
+            "seen": (last_seen.SAVE_INTERVAL, self.seen.save),
         }
         while not self.stopping.is_set():
             wait = max(0.0, min(due.values()) - time.monotonic())
@@ -486,6 +493,7 @@ class Broker:
         self.listener.join(timeout=5)
         self.monitor.join(timeout=5)
         self._ingest()
+        self.seen.save()
         self.context.destroy(linger=0)
         self.store.close()
 

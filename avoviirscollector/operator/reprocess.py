@@ -9,6 +9,10 @@ a deliberate reprocess (a task handed out before is queued again, once).
 
 - PATTERN selects file names containing it (``*PATTERN*``, globs allowed, as the
   original's ``ls *PATTERN*``); without it, every file of the newest orbit.
+- ``--since`` / ``--until`` (UTC, e.g. 2026-12-01T08:50:00Z) select by the file's time in
+  sdr/ (the older of its modification and change times): the commands the collector's
+  own log lines name when it took files as processed (a first start on a full sdr/) or
+  an outage outlasted the replay limit. With them and no PATTERN, every file in range.
 - A message is built only for a file that exists at the moment it is sent.
 - posttroll subscribers learn of a new publisher through the nameserver and connect
   a moment later (the "slow joiner"): the command waits ``--wait`` seconds (default
@@ -48,11 +52,24 @@ def _parsed(names: Iterable[str]) -> list[SdrName]:
     return result
 
 
-def select(names: Iterable[str], pattern: str | None) -> list[SdrName]:
-    """The SDR files to reprocess, geolocation first within each granule, oldest first."""
+def describe_selection(args) -> str:
+    """For log lines: which files were asked for."""
+    parts = [f"matching {args.pattern!r}"] if args.pattern else []
+    if args.since is not None:
+        parts.append(f"since {dt.datetime.fromtimestamp(args.since, dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    if args.until is not None:
+        parts.append(f"until {dt.datetime.fromtimestamp(args.until, dt.UTC):%Y-%m-%dT%H:%M:%SZ}")
+    return " ".join(parts) or "of the newest orbit"
+
+
+def select(names: Iterable[str], pattern: str | None, every: bool = False) -> list[SdrName]:
+    """The SDR files to reprocess, geolocation first within each granule, oldest first.
+
+    Without ``pattern``: every file when ``every``, else those of the newest orbit.
+    """
     names = [n for n in names if not n.startswith(".")]
-    if pattern:
-        chosen = _parsed(n for n in names if fnmatch.fnmatchcase(n, f"*{pattern}*"))
+    if pattern or every:
+        chosen = _parsed(n for n in names if fnmatch.fnmatchcase(n, f"*{pattern or ''}*"))
     else:
         every = _parsed(names)
         if not every:
@@ -60,6 +77,36 @@ def select(names: Iterable[str], pattern: str | None) -> list[SdrName]:
         newest = max(every, key=lambda s: s.start)
         chosen = [s for s in every if (s.platform, s.orbit) == (newest.platform, newest.orbit)]
     return sorted(chosen, key=lambda s: (s.start, not s.is_geolocation, s.segment, s.name))
+
+
+def parse_utc(text: str) -> float:
+    """``2026-12-01T08:50:00Z`` (or without the Z, or a date alone) as epoch seconds, UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.removesuffix("Z"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a UTC time like 2026-12-01T08:50:00Z"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.timestamp()
+
+
+def in_time_range(
+    sdr_dir: Path, names: Iterable[str], since: float | None, until: float | None
+) -> list[str]:
+    """The names whose file time (the older of mtime and ctime) is in [since, until)."""
+    from avoviirscollector.pipeline.recent_files import file_time
+
+    chosen = []
+    for name in names:
+        try:
+            moment = file_time(os.stat(sdr_dir / name))
+        except OSError:
+            continue
+        if (since is None or moment >= since) and (until is None or moment < until):
+            chosen.append(name)
+    return chosen
 
 
 def request_id(now: dt.datetime | None = None) -> str:
@@ -110,6 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         description="Publish the file messages of files in sdr/ again (default: newest orbit).",
     )
     parser.add_argument("pattern", nargs="?", help="select names containing this (globs allowed)")
+    parser.add_argument(
+        "--since",
+        type=parse_utc,
+        metavar="UTC",
+        help="only files whose time in sdr/ is at or after this (e.g. 2026-12-01T08:50:00Z)",
+    )
+    parser.add_argument(
+        "--until",
+        type=parse_utc,
+        metavar="UTC",
+        help="only files whose time in sdr/ is before this",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list the files, publish nothing")
     parser.add_argument("--wait", type=float, default=SETTLE_SECONDS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -122,8 +181,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as error:
         log.error("cannot list %s: %s", config.sdr_dir, error.strerror)
         return 1
-    files = select(names, args.pattern)
-    what = f"matching {args.pattern!r}" if args.pattern else "of the newest orbit"
+    timed = args.since is not None or args.until is not None
+    if timed:
+        names = in_time_range(config.sdr_dir, names, args.since, args.until)
+    files = select(names, args.pattern, every=timed)
+    what = describe_selection(args)
     if not files:
         log.error("no SDR files %s in %s; nothing reprocessed", what, config.sdr_dir)
         return 1
@@ -138,11 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     request = request_id()
     sent = publish(config.sdr_dir, files, request, args.wait)
     orbits = sorted({(s.platform_name, s.orbit) for s in files})
+    listed = ", ".join(f"{p} {o}" for p, o in orbits[:4])
+    if len(orbits) > 4:
+        listed = f"{len(orbits)} orbits: {listed}, ..."
     log.info(
         "published %d file message(s) %s (orbits %s) as reprocess request %s",
         sent,
         what,
-        ", ".join(f"{p} {o}" for p, o in orbits),
+        listed,
         request,
     )
     return 0 if sent else 1

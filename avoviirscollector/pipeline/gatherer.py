@@ -36,13 +36,21 @@ from avoviirscollector import (
 from pytroll_collectors.segments import SegmentGatherer, UIDParser, ini_to_dict
 from pytroll_collectors.utils import ensure_utc_aware
 
-from avoviirscollector import identity, logs
+from avoviirscollector import identity, last_seen, logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
-from avoviirscollector.pipeline.recent_files import recent_files
+from avoviirscollector.pipeline.recent_files import (
+    content_problem,
+    granule_files,
+    granule_key,
+    load_baseline,
+    report_beyond_limit,
+    scan,
+    utc,
+)
 
-log = logging.getLogger("segment_gatherer")
+log = logging.getLogger("gatherer")
 
 #: The data key that marks a deliberate reprocess (see the task broker).
 REPROCESS_KEY = "reprocess"
@@ -114,11 +122,17 @@ class Gatherer(SegmentGatherer):
         sdr_dir: str | os.PathLike,
         replay_minutes: float,
         replay_delay: float = REPLAY_DELAY,
+        *,
+        state_dir: str | os.PathLike | None = None,
+        limit_days: float = 2.0,
     ):
         super().__init__(config)
         self.sdr_dir = sdr_dir
         self.replay_minutes = replay_minutes
         self.replay_delay = replay_delay
+        self.state_dir = state_dir
+        self.limit_days = limit_days
+        self.product = config["posttroll"]["publish_topic"].rstrip("/").rpartition("/")[2]
         self.segments = segments_of(config)
         self._stop_requested = False
         self._setting_up = False
@@ -184,21 +198,61 @@ class Gatherer(SegmentGatherer):
         timer.daemon = True
         timer.start()
 
-    def replay(self, minutes: float | None = None) -> int:
-        """Feed the files that reached sdr/ in the last ``minutes`` to the gatherer.
+    def _replay_start(self, window: float, now: float):
+        """(files of sdr/ not taken as processed, replay from, why, broker's record)."""
+        baseline = record = None
+        if self.state_dir is not None:
+            baseline, _ = load_baseline(self.state_dir, window, now)
+            record = last_seen.read(self.state_dir)
+        files = scan(self.sdr_dir)
+        if baseline is not None:
+            files = [f for f in files if not baseline.taken(f)]
+        if record is not None and self.product in record.held:
+            why = f"what the broker had seen of {self.product}, less {last_seen.MARGIN:g} s"
+            return files, record.replay_from(self.product, window), why, record
+        if record is not None:
+            why = f"the broker's first start, less {window / 60:g} minutes"
+            return files, record.replay_from(self.product, window), why, record
+        if baseline is not None:
+            return files, baseline.cutoff, "the first start on this sdr/", record
+        return files, now - window, f"the last {window / 60:g} minutes", record
 
+    def replay(self) -> int:
+        """Feed every granule of sdr/ the broker may not have had to the gatherer again.
+
+        From what the broker recorded it had seen of this product (last_seen.py), so an
+        outage of any length is covered, but never beyond the replay limit
+        (GINA_BACKFILL_DAYS and the broker's memory; what lies beyond is an error
+        naming the reprocess command). Whole granules, oldest arrival first.
         Thread-safe: the files go through the listener's queue like bus messages.
         """
-        minutes = self.replay_minutes if minutes is None else minutes
-        count = 0
-        for path in recent_files(self.sdr_dir, minutes):
+        now = time.time()
+        window = self.replay_minutes * 60
+        files, after, why, record = self._replay_start(window, now)
+        limit = now - last_seen.replay_limit(self.limit_days, window, record)
+        if after < limit:
+            report_beyond_limit(log, f"{self.product} gatherer", files, after, limit)
+            after, why = limit, "the replay limit"
+        count, granules = 0, set()
+        for file in granule_files(files, after):
             try:
-                data = file_message_data(path)
+                data = file_message_data(file.path)
             except FilenameError:
                 continue
-            self._listener.output_queue.put(bus.message(FILE_TOPIC, "file", data))
+            if content_problem(file.path, file.size) or data["segment"] not in self.segments:
+                continue
+            message = bus.message(FILE_TOPIC, "file", data)
+            message.replayed = True
+            self._listener.output_queue.put(message)
             count += 1
-        log.info("replay: %d file(s) from the last %g minutes of %s", count, minutes, self.sdr_dir)
+            granules.add(file.granule)
+        log.info(
+            "replay: %d file(s) of %d granule(s) that reached sdr/ since %s (%s)",
+            count,
+            len(granules),
+            utc(after),
+            why,
+        )
         return count
 
     def process(self, msg):
@@ -217,6 +271,17 @@ class Gatherer(SegmentGatherer):
         super().process(msg)
         if REPROCESS_KEY in msg.data:
             self._mark_reprocess(msg)
+        uid = msg.data.get("uid") if isinstance(msg.data, dict) else None
+        level = logging.DEBUG if getattr(msg, "replayed", False) else logging.INFO
+        log.log(level, "gathered %s into its %s granule", uid, self.product)
+
+    def _publish(self, metadata):
+        """Publish a granule, with one short line (segment_gatherer logs the whole message)."""
+        super()._publish(metadata)
+        names = [item.get("uid", "") for item in metadata.get("dataset", [])]
+        stem = "_".join(granule_key(names[0]) or ()) if names else "?"
+        segments = ", ".join(name.partition("_")[0] for name in names)
+        log.info("published the %s granule %s (%s)", self.product, stem, segments)
 
     def _mark_reprocess(self, msg):
         try:
@@ -248,7 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         log.error("%s", error)
         return 2
-    gatherer = Gatherer(config, settings.sdr_dir, replay_minutes)
+    # Our own short lines per file and granule instead of segment_gatherer's whole messages.
+    logging.getLogger("segment_gatherer").setLevel(logging.WARNING)
+    gatherer = Gatherer(
+        config,
+        settings.sdr_dir,
+        replay_minutes,
+        state_dir=settings.state_dir,
+        limit_days=settings.backfill_days,
+    )
     log.info("gathering %s into %s", args.section, config["posttroll"]["publish_topic"])
     try:
         gatherer.run()

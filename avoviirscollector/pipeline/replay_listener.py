@@ -4,15 +4,16 @@ posttroll's PUB/SUB keeps nothing. A granule message a gatherer publishes while 
 task broker is down, or before the restarted broker's subscription reaches the
 gatherer (ZMQ's "slow joiner"), is gone; so is a file message trollstalker
 publishes before the gatherers have connected to its new port. The gatherers can
-rebuild what was lost: on SIGUSR1 each replays the files of the last minutes of
-sdr/ (gatherer.py), and the broker hands a granule out only once (task_store.py),
-so a replay costs log lines and repeated granule messages on 29092, never a
-second task.
+rebuild what was lost: on SIGUSR1 each replays the granules of sdr/ that arrived
+after what the broker recorded it had seen (gatherer.py, last_seen.py), and the
+broker hands a granule out only once (task_store.py), so a replay costs log lines,
+never a second task (msg_publisher keeps the repeats off 29092).
 
 This supervisord event listener (``[eventlistener:replay_listener]`` in
 supervisord.conf) closes the gap with supervisord's own tools. When a program of
 :data:`TRIGGERS` is RUNNING again after a restart (a new pid; the
-collector's first start is not a restart), it waits until the pipeline's
+collector's first start is not a restart), and once at the collector's start
+(its own start), it waits until the pipeline's
 connections are back (every gatherer connected to trollstalker's port, the broker
 to every gatherer's port, seen in /proc as ``CollectorProcess.wait_subscribed``
 does), then asks supervisord over XML-RPC (``supervisor.signalProcess``, what
@@ -148,8 +149,8 @@ class Replayer(threading.Thread):
             time.sleep(0.2)
         asked = [name for name in sorted(targets) if self.signal(name)]
         log.info(
-            "replayed after the restart of %s: asked %s to replay the recent files of sdr/",
-            ", ".join(causes),
+            "replayed after %s: asked %s to replay what the broker may have missed",
+            ", ".join(c if c.startswith("the ") else f"the restart of {c}" for c in causes),
             ", ".join(asked) or "no gatherer",
         )
 
@@ -225,7 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     tracker = RestartTracker({i["name"]: i["pid"] for i in infos})
     replayer.start()
     log.info(
-        "the gatherers replay sdr/ after a restart of %s",
+        "the gatherers replay sdr/ after a restart of %s, and once the collector's start "
+        "is connected",
         ", ".join(sorted(TRIGGERS)),
     )
+    # At the collector's start the gatherers' own replay (3 s after each starts) may
+    # reach a broker not yet subscribed to them; one more, once every link is up.
+    replayer.request(set(gatherers_of(infos)), "the collector's start")
     return serve(Listener(replayer, tracker, gatherers_of(infos)))

@@ -37,11 +37,19 @@ from avoviirscollector import (
 # isort: split
 from pytroll_collectors import helper_functions, trollstalker
 
-from avoviirscollector import logs
+from avoviirscollector import last_seen, logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import file_message_data
-from avoviirscollector.pipeline.recent_files import arrival_time, recent_files
+from avoviirscollector.pipeline.recent_files import (
+    Baseline,
+    arrival_time,
+    content_problem,
+    load_baseline,
+    report_beyond_limit,
+    scan,
+    utc,
+)
 
 log = logging.getLogger("trollstalker")
 
@@ -102,10 +110,12 @@ def event_path(event) -> str:
 
 
 class Watermark:
-    """The arrival time of the newest file published, kept in state/ across restarts.
+    """The arrival time (ctime) of the newest file published, kept in state/ across restarts.
 
     The catch-up at start then publishes only what arrived after it (less a small
-    margin), so a restart does not repeat ten minutes of messages on 29092.
+    margin), so a restart does not repeat ten minutes of messages. Arrival is the
+    ctime, never the mtime: one file with an mtime a day ahead (a clock jump, ``cp -p``
+    from a host with a wrong clock) would otherwise hide every file that lands later.
     """
 
     #: Seconds before the watermark still caught up: a kill -9 may lose the last write.
@@ -122,13 +132,17 @@ class Watermark:
         except (OSError, ValueError):
             return None
 
+    def advance(self, arrived: float) -> None:
+        """Note a file that arrived at ``arrived`` as published (never ahead of the clock)."""
+        arrived = min(arrived, time.time())
+        self.newest = arrived if self.newest is None else max(self.newest, arrived)
+
     def published(self, path: str | os.PathLike) -> None:
         """Note that ``path`` was published."""
         try:
-            arrived = arrival_time(os.stat(path))
+            self.advance(arrival_time(os.stat(path)))
         except OSError:
             return
-        self.newest = arrived if self.newest is None else max(self.newest, arrived)
 
     def save(self) -> None:
         """Store the newest arrival time when it moved (atomically; cheap to call often)."""
@@ -147,6 +161,17 @@ class Watermark:
         return None if self.saved is None else self.saved - self.MARGIN
 
 
+@dataclass(frozen=True)
+class CatchUpPlan:
+    """What a catch-up publishes, and what it tells the log."""
+
+    after: float
+    since: str
+    baseline: Baseline | None
+    #: no watermark of ours (a first start, or state lost): say what was taken as processed
+    report_taken: bool
+
+
 class Stalker(trollstalker.EventProcessor):
     """trollstalker's EventProcessor that refuses what must not be published."""
 
@@ -154,11 +179,16 @@ class Stalker(trollstalker.EventProcessor):
         self,
         sdr_dir: str | os.PathLike,
         watermark: str | os.PathLike | None = None,
+        *,
+        state_dir: str | os.PathLike | None = None,
+        limit_days: float = 2.0,
         **processor_options,
     ):
         super().__init__(**processor_options)
         self.sdr_dir = os.path.realpath(sdr_dir)
         self.watermark = Watermark(watermark)
+        self.state_dir = Path(state_dir) if state_dir else None
+        self.limit_days = limit_days
 
     def refusal(self, path: str) -> str | None:
         """Why ``path`` must not be published, or None when it may be."""
@@ -180,8 +210,11 @@ class Stalker(trollstalker.EventProcessor):
             if reason:
                 log.debug("not publishing %s: %s", path or event.src_path, reason)
                 return
+            if self._bad_content(path):
+                return
             super().process(event)
             self.watermark.published(path)
+            log.info("published %s", os.path.basename(path))
         except Exception as error:  # the watcher thread must survive any one file
             log.error(
                 "%s was not published: %s: %s; the next files are handled as usual "
@@ -191,38 +224,86 @@ class Stalker(trollstalker.EventProcessor):
                 error,
             )
 
+    def _bad_content(self, path: str | os.PathLike, size: int | None = None) -> bool:
+        """True (and one warning) for a file that cannot be an SDR file: empty, not HDF5."""
+        problem = content_problem(path, size)
+        if problem is None:
+            return False
+        log.warning(
+            "not publishing %s: %s; the mirror places only verified files, so it was put "
+            "there by hand (replace it with the real file to have it published)",
+            os.path.basename(path),
+            problem,
+        )
+        return True
+
     def create_message(self, info):
         """A file message in the wire version our clients read."""
         return bus.message(self.topic, "file", dict(info))
 
-    def publish_path(self, path: str | os.PathLike) -> bool:
+    def publish_path(self, path: str | os.PathLike, size: int | None = None) -> bool:
         """Publish a file found on disk (catch-up) with the same fields as an event."""
         try:
             data = file_message_data(path)
         except FilenameError as error:
             log.debug("not publishing %s: %s", path, error)
             return False
+        if self._bad_content(path, size):
+            return False
         self.pub.send(str(bus.message(self.topic, "file", data)))
         self.watermark.published(path)
+        log.debug("caught up %s", data["uid"])
         return True
 
+    def _plan(self, window: float, now: float) -> CatchUpPlan:
+        """Where the catch-up starts: the watermark, else the first start's window."""
+        baseline = None
+        if self.state_dir is not None:
+            baseline, _ = load_baseline(self.state_dir, window, now)
+        after = self.watermark.catch_up_after()
+        if after is not None:
+            since = f"since {utc(after)} (the newest file published before trollstalker stopped)"
+            return CatchUpPlan(after, since, baseline, False)
+        if baseline is not None and baseline.created < now - 60:
+            since = f"since {utc(baseline.cutoff)} (no watermark in state/: since the first start)"
+            return CatchUpPlan(baseline.cutoff, since, baseline, True)
+        start = now - window if baseline is None else baseline.cutoff
+        since = f"in the last {window / 60:g} minutes" + (" (first start)" if baseline else "")
+        return CatchUpPlan(start, since, baseline, baseline is not None)
+
     def catch_up(self, minutes: float) -> int:
-        """Publish what arrived in sdr/ in the last ``minutes`` and after the watermark.
+        """Publish what arrived in sdr/ after the watermark (or, at the first start, in
+        the last ``minutes``), never further back than the replay limit.
 
         Files published live since the start are published again on purpose: a gatherer
-        may not have been connected yet when they were (posttroll's slow joiner), and
-        the broker deduplicates what it gets twice.
+        may not have been connected yet when they were (posttroll's slow joiner);
+        msg_publisher keeps the repeats off 29092 and the broker deduplicates granules.
         """
-        after = self.watermark.catch_up_after()
-        paths = recent_files(self.sdr_dir, minutes, after=after)
-        count = sum(self.publish_path(path) for path in paths)
-        since = (
-            f"since {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(after))} "
-            "(the newest file published before the restart)"
-            if after is not None
-            else f"in the last {minutes:g} minutes"
-        )
-        log.info("catch-up: published %d file(s) that reached %s %s", count, self.sdr_dir, since)
+        now = time.time()
+        window = minutes * 60
+        plan = self._plan(window, now)
+        files = scan(self.sdr_dir)
+        baseline = plan.baseline
+        if baseline is not None:
+            files = [f for f in files if not baseline.taken(f)]
+        after = plan.after
+        limit = now - last_seen.replay_limit(self.limit_days, window, None)
+        if after < limit:
+            report_beyond_limit(log, "trollstalker", files, after, limit)
+            after = limit
+        count = sum(self.publish_path(f.path, f.size) for f in files if f.arrived >= after)
+        log.info("catch-up: published %d file(s) that reached sdr/ %s", count, plan.since)
+        if plan.report_taken:
+            self.watermark.advance(baseline.created)
+            self.watermark.save()
+            taken = sum(1 for f in scan(self.sdr_dir) if baseline.taken(f))
+            log.info(
+                "%s: took %d file(s) already in sdr/ as processed; to queue them: "
+                "viirscollector reprocess --until %s",
+                "first start" if baseline.created >= now - 60 else "no watermark in state/",
+                taken,
+                utc(baseline.cutoff),
+            )
         return count
 
 
@@ -309,5 +390,13 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signum, lambda *_: stop.set())
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     watermark = settings.state_dir / "trollstalker-watermark"
-    stalker = Stalker(settings.sdr_dir, watermark, **options.processor)
+    # Our own short line per file instead of trollstalker's whole message.
+    logging.getLogger("pytroll_collectors.trollstalker").setLevel(logging.WARNING)
+    stalker = Stalker(
+        settings.sdr_dir,
+        watermark,
+        state_dir=settings.state_dir,
+        limit_days=settings.backfill_days,
+        **options.processor,
+    )
     return serve(stalker, options, stop)

@@ -207,7 +207,11 @@ def granule_names(
     return [filenames.compose(s, platform, start, end, orbit, created) for s in segments]
 
 
-def land(base_dir: Path, name: str, content: bytes = b"sdr") -> Path:
+#: Content that passes the stalker's cheap check (the HDF5 signature); the pipeline reads no more.
+SDR_BYTES = b"\x89HDF\r\n\x1a\n" + b"sdr"
+
+
+def land(base_dir: Path, name: str, content: bytes = SDR_BYTES) -> Path:
     """Write a file in tmp/ and rename it into sdr/, as the mirror does."""
     staged = base_dir / "tmp" / name
     staged.parent.mkdir(parents=True, exist_ok=True)

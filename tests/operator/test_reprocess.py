@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,27 @@ def test_nothing_matching_or_no_nameserver_is_one_error_line(base_dir):
     down = subprocess.run([*CLI, "reprocess"], env=env, capture_output=True, text=True)
     assert down.returncode == 1
     assert "nameserver does not answer" in down.stderr and "Traceback" not in down.stderr
+
+
+def test_since_and_until_select_every_file_by_its_time_in_sdr(base_dir):
+    older, newest = names()
+    paths = land_all(base_dir / "sdr", older + newest)
+    three_days_ago = time.time() - 3 * 86400
+    for path in paths[: len(older)]:
+        os.utime(path, (three_days_ago, three_days_ago))
+    until = dt.datetime.fromtimestamp(three_days_ago + 60, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    result = subprocess.run(
+        [*CLI, "reprocess", "--until", until, "--dry-run"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert sorted(Path(line).name for line in result.stdout.split()) == sorted(older)
+    bad = subprocess.run(
+        [*CLI, "reprocess", "--since", "yesterday"], capture_output=True, text=True, timeout=60
+    )
+    assert bad.returncode == 2 and "not a UTC time" in bad.stderr

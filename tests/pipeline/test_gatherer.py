@@ -17,6 +17,7 @@ import pytest
 from helpers.bus import (
     PRODUCTS,
     REPO,
+    SDR_BYTES,
     BusListener,
     Daemon,
     daemon_env,
@@ -130,13 +131,13 @@ def test_half_collected_granule_completes_after_a_crash_and_restart(base, publis
     first = start_gatherer(base, "viirs_mir", "mir-1")
     try:
         wait_replayed(first)
-        (base / "sdr" / gitco).write_bytes(b"x")
+        (base / "sdr" / gitco).write_bytes(SDR_BYTES)
         send_files(publisher, base, [gitco])
-        wait_until(lambda: f"{gitco} processed" in first.log(), 10, "GITCO in the open granule")
+        wait_until(lambda: f"gathered {gitco}" in first.log(), 10, "GITCO in the open granule")
     finally:
         first.signal(signal.SIGKILL)
         first.stop()
-    (base / "sdr" / svi04).write_bytes(b"x")  # landed while the gatherer was down
+    (base / "sdr" / svi04).write_bytes(SDR_BYTES)  # landed while the gatherer was down
 
     with BusListener("/AVO/viirs/granule/mir") as granules:
         second = start_gatherer(base, "viirs_mir", "mir-2")
@@ -151,7 +152,7 @@ def test_half_collected_granule_completes_after_a_crash_and_restart(base, publis
 def test_sigusr1_replays_the_recent_files(base, tir, granules):
     names = granule_names(["GITCO", "SVI05"], orbit=30006)
     for name in names:
-        (base / "sdr" / name).write_bytes(b"x")
+        (base / "sdr" / name).write_bytes(SDR_BYTES)
 
     tir.signal(signal.SIGUSR1)
 
@@ -163,7 +164,7 @@ def test_gatherer_with_an_open_granule_stops_at_once_on_sigterm(base, publisher)
     wait_until(lambda: connected(daemon.pid, os.getpid()), 20, "the gatherer to subscribe")
     name = granule_names(["GMTCO"], orbit=30007)[0]
     send_files(publisher, base, [name])
-    wait_until(lambda: f"{name} processed" in daemon.log(), 10, "an open granule")
+    wait_until(lambda: f"gathered {name}" in daemon.log(), 10, "an open granule")
 
     started = time.monotonic()
     assert daemon.stop(timeout=20) == 0

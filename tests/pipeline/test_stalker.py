@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from helpers.bus import (
     REPO,
+    SDR_BYTES,
     BusListener,
     Daemon,
     daemon_env,
@@ -26,6 +27,7 @@ from helpers.bus import (
 
 from avoviirscollector import bus, filenames
 from avoviirscollector.netutil import free_port
+from avoviirscollector.pipeline import recent_files as recent_files_module
 from avoviirscollector.pipeline import stalker
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
 from avoviirscollector.pipeline.recent_files import arrival_time, recent_files
@@ -97,7 +99,7 @@ def test_file_moved_out_of_sdr_gives_no_message(base, listener):
 def test_hidden_file_gives_no_message_until_renamed_to_its_real_name(base, listener):
     name = granule_names(["SVM16"], orbit=20004)[0]
     hidden = base / "sdr" / f".{name}"
-    hidden.write_bytes(b"written in place")
+    hidden.write_bytes(SDR_BYTES)
     assert listener.drain(QUIET) == []
 
     os.replace(hidden, base / "sdr" / name)
@@ -109,7 +111,7 @@ def test_hidden_file_gives_no_message_until_renamed_to_its_real_name(base, liste
 def test_file_written_in_place_is_published_once_when_closed(base, listener):
     name = granule_names(["SVI04"], orbit=20005)[0]
     with open(base / "sdr" / name, "wb") as stream:
-        stream.write(b"first half")
+        stream.write(SDR_BYTES + b"first half")
         stream.flush()
         stream.write(b"second half")
 
@@ -123,7 +125,7 @@ def test_files_that_landed_while_down_are_published_at_start(tmp_path, nameserve
         (base / "sdr").mkdir()
         names = granule_names(["GITCO", "SVI05"], orbit=20006)
         for name in names:
-            (base / "sdr" / name).write_bytes(b"landed while trollstalker was down")
+            (base / "sdr" / name).write_bytes(SDR_BYTES)
         (base / "sdr" / "notes.txt").write_text("not an SDR file")
         config = tmp_path / "trollstalker.ini"
         text = (REPO / "etc" / "trollstalker.ini").read_text()
@@ -177,7 +179,7 @@ def test_restart_catches_up_only_files_that_arrived_after_the_last_published(tmp
             # Files this close together fall in the safety margin; move the mark past it.
             marked = arrived + stalker.Watermark.MARGIN + 0.001
             (base / "state" / "trollstalker-watermark").write_text(repr(marked))
-            (base / "sdr" / landed_while_down).write_bytes(b"landed while trollstalker was down")
+            (base / "sdr" / landed_while_down).write_bytes(SDR_BYTES)
             daemon = start()
             try:
                 listener.wait_connected(daemon.pid)
@@ -239,3 +241,104 @@ def test_recent_files_are_sdr_files_that_arrived_within_the_window(tmp_path):
     assert sorted(p.name for p in recent_files(tmp_path, 10)) == sorted(names)
     assert recent_files(tmp_path, 10, now=time.time() + 11 * 60) == []
     assert recent_files(tmp_path / "absent", 10) == []
+
+
+def test_zero_byte_and_non_hdf5_files_are_skipped_with_one_warning_each(
+    base, listener, running_stalker
+):
+    empty, text, good = granule_names(["GITCO", "SVI05", "SVI04"], orbit=20010)
+    (base / "sdr" / empty).write_bytes(b"")
+    land(base, text, b"copied by hand: not HDF5")
+    land(base, good)
+
+    assert [m.data["uid"] for m in [listener.get(), *listener.drain(QUIET)]] == [good]
+    log = running_stalker.log()
+    assert log.count(f"not publishing {empty}: it is empty (0 bytes)") == 1
+    assert log.count(f"not publishing {text}: it is not HDF5") == 1
+
+
+def test_hdf5_signature_after_a_user_block_is_an_sdr_file(tmp_path):
+    path = tmp_path / "with_user_block.h5"
+    path.write_bytes(b"\0" * 512 + SDR_BYTES)
+    assert recent_files_module.content_problem(path) is None
+    path.write_bytes(b"\0" * 600)
+    assert "not HDF5" in recent_files_module.content_problem(path)
+
+
+def start_stalker(base: Path, log_path: Path) -> Daemon:
+    return Daemon(viirscollector("stalker"), daemon_env(base), log_path)
+
+
+def test_issue_12_8_a_file_dated_a_day_ahead_does_not_hide_files_that_land_later(
+    tmp_path, nameserver
+):
+    """The watermark follows arrival (ctime), never an mtime from a wrong clock."""
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        ahead, landed_while_down = granule_names(["GITCO", "SVI05"], orbit=20011)
+        with BusListener(FILE_TOPIC) as listener:
+            daemon = start_stalker(base, tmp_path / "stalker.log")
+            try:
+                listener.wait_connected(daemon.pid)
+                wait_until(lambda: "catch-up: published" in daemon.log(), 20, "the catch-up")
+                staged = base / "tmp" / ahead
+                staged.parent.mkdir(exist_ok=True)
+                staged.write_bytes(SDR_BYTES)
+                tomorrow = time.time() + 86400
+                os.utime(staged, (tomorrow, tomorrow))  # cp -p from a host a day ahead
+                os.replace(staged, base / "sdr" / ahead)
+                assert listener.get(timeout=15).data["uid"] == ahead
+            finally:
+                assert daemon.stop() == 0
+            land(base, landed_while_down)
+            daemon = start_stalker(base, tmp_path / "stalker.log")
+            try:
+                listener.wait_connected(daemon.pid)
+                uids = [m.data["uid"] for m in [listener.get(timeout=15), *listener.drain(QUIET)]]
+            finally:
+                daemon.stop()
+        assert landed_while_down in uids
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_first_start_on_a_populated_sdr_takes_old_files_as_processed_and_says_how_to_queue_them(
+    tmp_path, nameserver
+):
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        (base / "sdr").mkdir()
+        old = granule_names(["GITCO", "SVI05"], orbit=20012) + granule_names(
+            ["GITCO", "SVI05"], orbit=20013
+        )
+        three_days_ago = time.time() - 3 * 86400
+        for name in old:
+            (base / "sdr" / name).write_bytes(SDR_BYTES)
+            os.utime(base / "sdr" / name, (three_days_ago, three_days_ago))
+        recent = granule_names(["GITCO"], orbit=20014)[0]
+        (base / "sdr" / recent).write_bytes(SDR_BYTES)
+        with BusListener(FILE_TOPIC) as listener:
+            daemon = start_stalker(base, tmp_path / "first.log")
+            try:
+                listener.wait_connected(daemon.pid)
+                first = [m.data["uid"] for m in [listener.get(timeout=15), *listener.drain(QUIET)]]
+            finally:
+                assert daemon.stop() == 0
+            daemon = start_stalker(base, tmp_path / "second.log")  # a restart: still not them
+            try:
+                listener.wait_connected(daemon.pid)
+                wait_until(lambda: "catch-up: published" in daemon.log(), 20, "the catch-up")
+                again = [m.data["uid"] for m in listener.drain(QUIET)]
+            finally:
+                daemon.stop()
+        assert first == [recent]
+        assert not set(again) & set(old)
+        log = (tmp_path / "first.log").read_text()
+        taken = [line for line in log.splitlines() if "as processed" in line]
+        assert len(taken) == 1, log
+        assert "took 4 file(s) already in sdr/ as processed" in taken[0]
+        assert "viirscollector reprocess --until " in taken[0]
+        assert "before the restart" not in log and "stopped)" not in log
+        assert "first start" not in (tmp_path / "second.log").read_text()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
