@@ -10,6 +10,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from helpers.legacy_posttroll import decode_many_with_posttroll_1_5
 from avoviirscollector import bus
 from avoviirscollector.netutil import free_port
 from avoviirscollector.operator.collector_process import connected
+from avoviirscollector.pipeline import msg_publisher
 from avoviirscollector.pipeline.msg_publisher import is_chatter, legacy_encoding, naive_utc
 
 FILE_DATA = {
@@ -72,14 +74,13 @@ def source(publisher_daemon):
 
 def test_every_message_is_republished_readable_by_posttroll_1_5_and_today(port, source):
     with ZmqReader(port) as reader:
-        file_message = bus.message("/AVO/viirs/sdr", "file", FILE_DATA)
-        raws = _send_until_received(source, reader, file_message)
+        raws = _send_until_received(source, reader, FILE_DATA)
         source.send(str(bus.message("/AVO/viirs/granule/tir", "dataset", {"dataset": []})))
         raws.append(reader.recv())
 
     current = [bus.Message.decode(raw.decode("utf-8")) for raw in raws[-2:]]
     assert [m.subject for m in current] == ["/AVO/viirs/sdr", "/AVO/viirs/granule/tir"]
-    assert current[0].data == FILE_DATA
+    assert {**current[0].data, "uid": "SVI05.h5"} == FILE_DATA
     assert current[0].version == "v1.01"
     legacy = decode_many_with_posttroll_1_5(raws[-2:])
     assert legacy[0]["version"] == "v1.01"
@@ -90,7 +91,7 @@ def test_every_message_is_republished_readable_by_posttroll_1_5_and_today(port, 
 
 def test_heartbeats_are_not_republished(port, source):
     with ZmqReader(port) as reader:
-        _send_until_received(source, reader, bus.message("/AVO/viirs/sdr", "file", FILE_DATA))
+        _send_until_received(source, reader, FILE_DATA)
         source.heartbeat()
         source.send(str(bus.message("/AVO/viirs/sdr", "file", {"uid": "after-beat"})))
         frames = [reader.recv()] + reader.drain(0.3)
@@ -98,12 +99,15 @@ def test_heartbeats_are_not_republished(port, source):
     assert [m.data.get("uid") for m in messages] == ["after-beat"]
 
 
-def _send_until_received(source, reader: ZmqReader, message) -> list[bytes]:
-    """Send until the reader gets one: a SUB socket misses what is sent while it connects."""
+def _send_until_received(source, reader: ZmqReader, data: dict) -> list[bytes]:
+    """Send a file message until the reader gets one (a SUB socket misses what is sent
+    while it connects); each attempt names another file: a repeat would not pass."""
     raws: list[bytes] = []
+    attempts = iter(range(1000))
 
     def attempt():
-        source.send(str(message))
+        uid = f"{data['uid']}-{next(attempts)}-{time.monotonic_ns()}"
+        source.send(str(bus.message("/AVO/viirs/sdr", "file", {**data, "uid": uid})))
         raws.extend(reader.drain(0.2))
         return raws
 
@@ -133,3 +137,37 @@ def test_address_announcements_and_heartbeats_are_chatter():
     assert is_chatter(bus.Message("/address/trollstalker", "info", {"URI": "tcp://x:1"}))
     assert is_chatter(bus.Message("/heartbeat/trollstalker", "beat", {"min_interval": 0}))
     assert not is_chatter(bus.message("/AVO/viirs/sdr", "file", FILE_DATA))
+
+
+def test_a_file_or_granule_sent_again_is_not_republished_but_a_reprocess_is(
+    port, source, publisher_daemon
+):
+    with ZmqReader(port) as reader:
+        _send_until_received(source, reader, FILE_DATA)
+        again = {**FILE_DATA, "uid": "SVI05_again.h5"}
+        granule = {"dataset": [{"uid": "GITCO.h5"}, {"uid": "SVI05_again.h5"}]}
+        for _ in range(3):  # the catch-up and the replays repeat on purpose
+            source.send(str(bus.message("/AVO/viirs/sdr", "file", again)))
+            source.send(str(bus.message("/AVO/viirs/granule/tir", "dataset", granule)))
+        source.send(str(bus.message("/AVO/viirs/sdr", "file", {**again, "reprocess": "r-1"})))
+        frames = reader.drain(1.0)
+    messages = [bus.Message.decode(f.decode()) for f in frames]
+    assert [(m.type, m.data.get("reprocess")) for m in messages] == [
+        ("file", None),
+        ("dataset", None),
+        ("file", "r-1"),
+    ]
+
+
+def test_what_was_sent_is_remembered_across_a_kill_9(base, tmp_path):
+    memory = msg_publisher.SentMemory(base / "state" / "kill9.sqlite", 3600)
+    assert memory.first_time("file|A.h5|1")
+    assert not memory.first_time("file|A.h5|1")
+    del memory  # no close: as after a kill -9
+    reopened = msg_publisher.SentMemory(base / "state" / "kill9.sqlite", 3600)
+    assert not reopened.first_time("file|A.h5|1")
+    assert reopened.first_time("file|A.h5|2"), "the same name on a new inode is a new file"
+    later = msg_publisher.SentMemory(
+        base / "state" / "kill9.sqlite", 3600, clock=lambda: time.time() + 7200
+    )
+    assert later.first_time("file|A.h5|1"), "forgotten after the memory"
