@@ -7,8 +7,11 @@ file messages from a real posttroll publisher, granules read by a real subscribe
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
+import shutil
 import signal
+import tempfile
 import time
 from configparser import RawConfigParser
 from pathlib import Path
@@ -26,7 +29,7 @@ from helpers.bus import (
     wait_until,
 )
 
-from avoviirscollector import bus, filenames
+from avoviirscollector import bus, filenames, last_seen
 from avoviirscollector.netutil import connected
 from avoviirscollector.pipeline import gatherer
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
@@ -230,3 +233,43 @@ def test_configuration_uses_the_nameserver_on_localhost_and_names_bad_sections()
     assert gatherer.segments_of(config) == {"GMTCO", "SVM15", "SVM16"}
     with pytest.raises(gatherer.ConfigError, match=r"no section \[viirs_xyz\]"):
         gatherer.load_config(GATHERER_INI, "viirs_xyz")
+
+
+def test_an_outage_longer_than_the_replay_limit_is_mailed_with_the_reprocess_command(
+    tmp_path, nameserver, smtp_server, mail_env
+):
+    """The broker last saw tir an hour ago, the limit is the window: files beyond it are named."""
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        for name in ("sdr", "state", "log"):
+            (base / name).mkdir()
+        names = granule_names(["GITCO", "SVI05"], orbit=30010)
+        for name in names:
+            (base / "sdr" / name).write_bytes(SDR_BYTES)
+        now = time.time()
+        record = {"created": now - 7200, "written": now, "memory_seconds": 172800,
+                  "products": {"tir": {"seen": now - 3600, "held": now - 3600}}}  # fmt: skip
+        (base / "state" / last_seen.RECORD_NAME).write_text(json.dumps(record))
+        (base / "state" / "sdr-baseline.json").write_text(
+            json.dumps({"created": now - 7200, "window_seconds": 3})
+        )
+        config = tmp_path / "segment_gatherer.ini"
+        config.write_text(
+            GATHERER_INI.read_text().replace("replay_minutes = 10", "replay_minutes = 0.05")
+        )
+        time.sleep(4)  # the files are now older than the 3 s window
+        env = daemon_env(base, GINA_BACKFILL_DAYS="0", **mail_env)
+        log = tmp_path / "tir.log"
+        daemon = Daemon(viirscollector("gatherer", "viirs_tir", "--config", str(config)), env, log)
+        try:
+            wait_until(lambda: "replay:" in log.read_text(), 30, "the replay")
+            (mail,) = smtp_server.wait_for(1, timeout=20)
+        finally:
+            daemon.stop()
+        text = log.read_text()
+        assert "2 file(s) reached sdr/ between" in text
+        assert "viirscollector reprocess --since " in text and " --until " in text
+        assert "viirscollector reprocess --since " in mail.get_content()
+        assert "replay: 0 file(s)" in text
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
