@@ -113,7 +113,12 @@ def test_a_compressed_day_gives_every_granule_one_task_and_flat_daemon_memory(
         if rss["end"][name] > MAX_RSS_RATIO * rss["third"][name]
     }
     assert grown == {}, f"RSS kB (first third, end) of daemons that grew: {grown}"
-    report_log_volume(busy, idle)
+    figures = report_log_volume(busy, idle)
+    # Issue 14.10's goals, asserted where met: an idle minute (the crontab polling GINA,
+    # verify-sdr done) writes nothing in any log. Not met yet, so reported only (pytest -s):
+    # every INFO line under 200 characters (the gatherers' "Sending:" lines run to 1,700).
+    assert {name: n for name, n in idle.items() if n} == {}, "lines of an idle minute"
+    assert figures["busy_lines"]["task_broker"] > 0
 
 
 def log_lines(log_dir: Path, mirror_lines: list[str]) -> dict[str, list[str]]:
@@ -126,8 +131,8 @@ def log_lines(log_dir: Path, mirror_lines: list[str]) -> dict[str, list[str]]:
 
 #: Seconds of an idle collector measured after the day (the figure is scaled to 24 h).
 IDLE_SECONDS = 60
-#: Seconds after the crontab's start before the idle window opens.
-IDLE_SETTLE = 10
+#: Seconds after verify-sdr's first check before the idle window opens.
+IDLE_SETTLE = 5
 
 
 def idle_lines(collector) -> dict[str, int]:
@@ -135,7 +140,11 @@ def idle_lines(collector) -> dict[str, int]:
     mirror polls, verify-sdr) plus one forced mirror poll that finds nothing new, for
     issue 14.10's idle-day figure (supercronic.log holds the cron jobs' lines)."""
     collector.rpc().supervisor.startProcess("supercronic", True)  # the crontab, as in production
-    time.sleep(IDLE_SETTLE)  # its start-up lines (and the recorder's note of it) are not idle
+    # Not idle: the crontab's start-up lines, and verify-sdr's one-time check of a base
+    # directory without a verification record (its first minute); wait until it is done.
+    wait_until(lambda: "verification finished" in collector.log("supercronic"), 120,
+               "verify-sdr's first check", interval=0.5)  # fmt: skip
+    time.sleep(IDLE_SETTLE)
     before = {name: len(lines) for name, lines in log_lines(collector.base_dir / "log", []).items()}
     poll = run_mirror(collector)
     time.sleep(IDLE_SECONDS)  # a measurement window, not a wait for an event
