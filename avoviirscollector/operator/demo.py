@@ -424,11 +424,12 @@ class Demo:
         host = "localhost"
         self.sdr = SdrWatcher(self.console, f"tcp://{host}:{ports['VIIRS_MESSAGE_PORT']}")
         self.queue = QueueWatcher(self.console, f"tcp://{host}:{ports['VIIRS_STATE_PORT']}")
-        self.worker = DemoWorker(self.console, host, int(ports["VIIRS_TASK_PORT"]), products)
         if self.reference_worker:
             self.worker = demo_quicklooks.QuicklookWorker(
                 self.console, int(ports["VIIRS_TASK_PORT"]), self.base / "quicklooks", env
             )
+        else:
+            self.worker = DemoWorker(self.console, host, int(ports["VIIRS_TASK_PORT"]), products)
         self.progress = DownloadProgress(self.console, self.base / "sdr", files, total)
         cron = LogFollower(self.console, "cron", self.base / "log" / "supercronic.log")
         self.watchers = [self.sdr, self.queue, self.worker, self.progress, cron]

@@ -5,7 +5,7 @@ beside a real collector), shows its log lines, and counts what it made from the 
 record it writes beside each PNG: which product, and which files (so which granules).
 That is what :class:`QuicklookWorker` offers the demo in place of
 :class:`~avoviirscollector.operator.demo_watch.DemoWorker`: ``covered`` (product,
-granule) pairs, ``tasks`` (here: images made) and ``error``.
+granule) pairs, ``tasks`` (the tasks it took, by its log lines) and ``error``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from avoviirscollector.operator.demo_watch import Console, Watcher, short_log_li
 #: The demo's worker polls fast: the pass is small and the demo short.
 IDLE = 0.2
 LEASE = 120.0
+#: What the worker logs for each task it took (reference_worker.ReferenceWorker.handle).
+TAKEN = "files with satpy:"
 
 
 def satpy_available() -> bool:
@@ -61,7 +63,8 @@ class QuicklookWorker(Watcher):
         super().__init__(console, "worker")
         self.port, self.output_dir, self.env = port, output_dir, env
         self.process: subprocess.Popen | None = None
-        self.tasks: list[dict] = []  # the records of the images made
+        self.tasks: list[str] = []  # the worker's "loading" line of each task it took
+        self.records: list[dict] = []  # the JSON records of the images made
         self.covered: set[tuple[str, tuple]] = set()
         self._lock = threading.Lock()
 
@@ -77,6 +80,8 @@ class QuicklookWorker(Watcher):
         for line in self.process.stdout:
             if line.strip():
                 self.console.say("worker", short_log_line(line))
+            if TAKEN in line:
+                self.tasks.append(short_log_line(line))
             self.refresh()
         code = self.process.wait()
         if code not in (0, -15) and not self.stop_event.is_set():
@@ -86,7 +91,7 @@ class QuicklookWorker(Watcher):
         """Read the records written so far."""
         made = records(self.output_dir)
         with self._lock:
-            self.tasks = made
+            self.records = made
             self.covered = {key for record in made for key in covered_by(record)}
 
     def images(self) -> list[Path]:
