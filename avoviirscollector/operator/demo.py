@@ -556,7 +556,8 @@ def main(argv: list[str] | None = None) -> int:
     """0 when every granule reached the worker, 1 otherwise; 130 after Ctrl-C."""
     args = _parser().parse_args(argv)
     console = Console()
-    demo = Demo(args.base_dir.absolute(), console, args.timeout, args.worker, args.production_ports)
+    timeout = demo_quicklooks.timeout(args.timeout, DEFAULT_TIMEOUT, args.worker)
+    demo = Demo(args.base_dir.absolute(), console, timeout, args.worker, args.production_ports)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     signal.signal(signal.SIGINT, _interrupt)
     code = 1

@@ -23,6 +23,9 @@ from avoviirscollector.operator.demo_watch import Console, Watcher, short_log_li
 #: The demo's worker polls fast: the pass is small and the demo short.
 IDLE = 0.2
 LEASE = 120.0
+#: Seconds the demo waits for the images after the mirror ran, unless --timeout says
+#: otherwise: satpy takes seconds a task where the demo's own worker takes none.
+TIMEOUT = 120.0
 #: What the worker logs for each task it took (reference_worker.ReferenceWorker.handle).
 TAKEN = "files with satpy:"
 
@@ -130,3 +133,8 @@ def check_available() -> None:
             "--worker runs the reference worker, which needs satpy: "
             "pip install 'avoviirscollector[worker]'"
         )
+
+
+def timeout(given: float, default: float, worker: bool) -> float:
+    """The demo's wait: with the reference worker :data:`TIMEOUT`, unless --timeout was given."""
+    return TIMEOUT if worker and given == default else given

@@ -290,7 +290,7 @@ def test_demo_worker_turns_each_task_into_one_png_made_from_exactly_that_tasks_f
     out = done.stdout
     assert done.returncode == 0, out + done.stderr
     assert "Traceback" not in out + done.stderr
-    match = re.search(r"summary: .* tasks=(\d+) images=(\d+) seconds=[\d.]+ result=ok$", out)
+    match = re.search(r"^summary: .* tasks=(\d+) images=(\d+) seconds=[\d.]+ result=ok$", out, re.M)
     assert match, out[-3000:]
     tasks, images = map(int, match.groups())
     pngs = sorted((demo_base / "quicklooks").glob("*.png"))
