@@ -381,15 +381,15 @@ class Broker:
             return
         self.unread.reads(envelope[0])
 
-    def _unread(self, identity: bytes, answer: _Answer, peer: str) -> None:
+    def _unread(self, peer_id: bytes, answer: _Answer, peer: str) -> None:
         if answer.task is not None:
             self.store.put_back(answer.task)
-        if self.unread.mark(identity, time.monotonic()):
+        if self.unread.mark(peer_id, time.monotonic()):
             log.warning(
-                "%s (connection %s) does not read its replies (%d wait unread): its requests "
-                "are dropped while they do (logged once per connection); others are served",
+                "%s (connection %s) does not read its replies: its requests are dropped while "
+                "%d wait unread (logged once per connection)",
                 peer,
-                identity.hex(),
+                peer_id.hex(),
                 REPLY_HWM,
             )
 
