@@ -89,7 +89,7 @@ def original_request_bytes(gina: GinaStandin) -> tuple[int, int]:
 
 def quiet_hour(scratch: Path, phase: str) -> dict:
     """Run the real mirror_gina for each poll of a simulated quiet hour; the stand-in's count."""
-    gina_dir, base = scratch / f"gina-{phase}", scratch / f"viirs-{phase}"
+    gina_dir, base = scratch / f"gina-quiet-{phase}", scratch / f"viirs-quiet-{phase}"
     gina_dir.mkdir()
     with GinaStandin(gina_dir, catalog_days=3) as gina:
         env = {**os.environ, "VIIRS_BASE_DIR": str(base), "GINA_URL": gina.url}
@@ -427,8 +427,10 @@ def main(argv: list[str] | None = None) -> int:
         if "quiet" in parts:
             quiet = [quiet_hour(scratch, "pass"), quiet_hour(scratch, "quiet")]
             noop = noop_cost(scratch)
+            print(json.dumps({"quiet": quiet, "noop": noop}), file=sys.stderr, flush=True)
         if "pass" in parts:
             pass_result = a_pass(scratch, args.granules, args.spacing, args.size)
+            print(json.dumps({"pass": pass_result}, default=str), file=sys.stderr, flush=True)
         if "day" in parts:
             day = simulated_day(args.delay)
     finally:

@@ -782,7 +782,8 @@ class Poll:
         failed = sum(r.failed for r in self.results)
         fetched = sum(r.fetched for r in self.results)
         mb = sum(r.bytes for r in self.results) / MB
-        level = logging.INFO if (wanted or failed) else logging.DEBUG
+        # An operator's run (--now) always says what it did; cron's idle polls say nothing.
+        level = logging.INFO if (wanted or failed or self.reason == "operator") else logging.DEBUG
         if listing.fallback:
             why += "; one request per satellite"
         log.log(

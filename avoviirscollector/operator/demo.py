@@ -290,7 +290,7 @@ class Standin:
 def run_mirror(env: dict[str, str], console: Console) -> int:
     """``mirror_gina`` once, its log lines shown as they come."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "avoviirscollector.cli", "mirror"],
+        [sys.executable, "-m", "avoviirscollector.cli", "mirror", "--now"],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -347,6 +347,7 @@ class Demo:
         env["VIIRS_BASE_DIR"] = str(self.base)
         env["VIIRS_FACILITY"] = "gilmore"  # the stand-in says every file was received there
         env["GINA_BACKFILL_DAYS"] = "1"
+        env["GINA_POLL_SLOW_SECONDS"] = "900"  # cron's polls stay out of the demo's own run
         env["GINA_URL"] = self.standin.url
         env["PYTHONUNBUFFERED"] = "1"
         env.setdefault("VIIRS_LISTEN_ADDRESS", "127.0.0.1")
@@ -367,7 +368,9 @@ class Demo:
         settings = settings_module.load_or_exit()
         products = product_segments((settings.config_dir / "etc/segment_gatherer.ini").read_text())
         self.scratch = Path(tempfile.mkdtemp(prefix="viirs-demo-gina-"))
-        files = make_pass(self.scratch)
+        # The pass appears at the stand-in only when the demo runs mirror_gina: the
+        # collector's own cron poll (every few seconds after a start) finds nothing first.
+        files = make_pass(self.scratch / "staging")
         total = sum(path.stat().st_size for path in files)
         expected = expected_work([path.name for path in files], products)
         say(
@@ -386,6 +389,8 @@ class Demo:
         self.watch(env, ports, products, len(files), total)
         began = time.monotonic()
         say("demo", f"running mirror_gina against {self.standin.url}")
+        for path in files:
+            os.replace(path, self.scratch / path.name)
         status = run_mirror(env, self.console)
         say(
             "demo", f"mirror_gina finished with status {status} in {time.monotonic() - began:.1f} s"
