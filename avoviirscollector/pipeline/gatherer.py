@@ -217,6 +217,14 @@ class Gatherer(SegmentGatherer):
             return files, baseline.cutoff, "the first start on this sdr/", record
         return files, now - window, f"the last {window / 60:g} minutes", record
 
+    def _of_this_product(self, files: list) -> tuple[list, set]:
+        """(the files of this product's segments, the granules that have all of them)."""
+        mine = [f for f in files if f.path.name.partition("_")[0] in self.segments]
+        found: dict[tuple, set] = {}
+        for file in mine:
+            found.setdefault(file.granule, set()).add(file.path.name.partition("_")[0])
+        return mine, {granule for granule, got in found.items() if got >= self.segments}
+
     def replay(self) -> int:
         """Feed every granule of sdr/ the broker may not have had to the gatherer again.
 
@@ -229,17 +237,24 @@ class Gatherer(SegmentGatherer):
         now = time.time()
         window = self.replay_minutes * 60
         files, after, why, record = self._replay_start(window, now)
+        files, complete = self._of_this_product(files)
         limit = now - last_seen.replay_limit(self.limit_days, window, record)
         if after < limit:
-            report_beyond_limit(log, f"{self.product} gatherer", files, after, limit)
+            gone = [f for f in files if f.granule in complete]
+            report_beyond_limit(log, f"{self.product} gatherer", gone, after, limit)
             after, why = limit, "the replay limit"
+        # An incomplete granule only while it may still complete (its file may be coming).
+        recent = now - window
+        chosen = [
+            f for f in granule_files(files, after) if f.granule in complete or f.arrived >= recent
+        ]
         count, granules = 0, set()
-        for file in granule_files(files, after):
+        for file in chosen:
             try:
                 data = file_message_data(file.path)
             except FilenameError:
                 continue
-            if content_problem(file.path, file.size) or data["segment"] not in self.segments:
+            if content_problem(file.path, file.size):
                 continue
             message = bus.message(FILE_TOPIC, "file", data)
             message.replayed = True

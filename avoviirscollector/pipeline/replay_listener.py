@@ -149,9 +149,9 @@ class Replayer(threading.Thread):
             time.sleep(0.2)
         asked = [name for name in sorted(targets) if self.signal(name)]
         log.info(
-            "replayed after %s: asked %s to replay what the broker may have missed",
+            "replayed after %s: asked the gatherers of %s to replay what the broker may lack",
             ", ".join(c if c.startswith("the ") else f"the restart of {c}" for c in causes),
-            ", ".join(asked) or "no gatherer",
+            ", ".join(name.rpartition("_")[2] for name in asked) or "no product",
         )
 
     def signal(self, name: str) -> bool:

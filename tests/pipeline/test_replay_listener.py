@@ -171,4 +171,4 @@ def test_kill9_of_the_broker_makes_supervisord_send_usr1_to_every_gatherer(super
     assert rpc().getProcessInfo("task_broker")["pid"] != old
     log = listener_log(base)
     assert "task_broker restarted" in log
-    assert "replayed after the restart of task_broker: asked segment_gatherer-viirs_mir, " in log
+    assert "replayed after the restart of task_broker: asked the gatherers of mir, tir" in log
