@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib.util
+import os
 import subprocess
 import sys
 import tempfile
@@ -29,8 +30,8 @@ REPO = Path(__file__).resolve().parent.parent
 PEER_REVISION = "7cdf900"
 PEER_PATH = "avoviirscollector/standins/synthetic_sdr.py"
 SIZES = (16_384, 80_000, 262_144)
-GRANULES = 10
-RUNS = 3
+GRANULES = 6
+RUNS = 5
 START = dt.datetime(2026, 7, 1, 22, 0, 0)
 
 
@@ -51,16 +52,23 @@ def peer_module():
     return module
 
 
-def per_file_ms(module, size: int, offset_hours: int) -> float:
-    """Median ms per file over RUNS runs of GRANULES granules of every segment."""
-    runs = []
+def one_run_ms(module, size: int, start: dt.datetime) -> float:
+    """ms per file of one make_pass of GRANULES granules of every segment."""
+    with tempfile.TemporaryDirectory() as directory:
+        began = time.perf_counter()
+        paths = module.make_pass(directory, "npp", start, granules=GRANULES, size=size)
+        return (time.perf_counter() - began) / len(paths) * 1000
+
+
+def per_file_ms(peer, size: int, offset_hours: int) -> tuple[float, float]:
+    """Median ms per file, ours and the peer's, runs interleaved so both see the same load."""
+    ours, before = [], []
     for run in range(RUNS):
-        with tempfile.TemporaryDirectory() as directory:
-            start = START + dt.timedelta(hours=offset_hours, days=run)
-            began = time.perf_counter()
-            paths = module.make_pass(directory, "npp", start, granules=GRANULES, size=size)
-            runs.append((time.perf_counter() - began) / len(paths) * 1000)
-    return median(runs)
+        start = START + dt.timedelta(hours=offset_hours, days=run)
+        ours.append(one_run_ms(synthetic_sdr, size, start))
+        if peer is not None:
+            before.append(one_run_ms(peer, size, start + dt.timedelta(minutes=30)))
+    return median(ours), median(before) if before else float("nan")
 
 
 def quicklook_seconds() -> dict[str, float]:
@@ -88,11 +96,11 @@ def quicklook_seconds() -> dict[str, float]:
 
 
 def main() -> int:
+    load = os.getloadavg()[0]
     peer = peer_module()
     rows = []
     for index, size in enumerate(SIZES):
-        ours = per_file_ms(synthetic_sdr, size, index)
-        before = per_file_ms(peer, size, index + 10) if peer else float("nan")
+        ours, before = per_file_ms(peer, size, index)
         rows.append(f"| {size:,} | {ours:.2f} | {before:.2f} | {ours / before:.2f} |")
     layouts = ", ".join(f"{s} {synthetic_sdr.layout_size(s) / 1000:.0f} kB"
                         for s in ("GMTCO", "GITCO", "SVM15", "SVI05"))  # fmt: skip
@@ -101,7 +109,7 @@ def main() -> int:
     quick = quicklook_seconds()
     quick_lines = (
         "Reference worker, a 3-granule task of NOAA-20 (load with satpy + write the PNG, "
-        "median of 3, satpy imported beforehand): "
+        f"median of {RUNS}, satpy imported beforehand): "
         + ", ".join(f"{p} {s:.2f} s" for p, s in quick.items())
         if quick
         else "(satpy not installed: no quick-look timing)"
@@ -109,13 +117,15 @@ def main() -> int:
     markdown = f"""
 ## Synthetic SDR files: ms to write one, satpy-loadable vs the layout before
 
-Machine: {machine()}. `make_pass` of {GRANULES} granules x 10 segments (GMTCO, SVM03-05, SVM15-16,
-GITCO, SVI01, SVI04, SVI05) into a temporary directory, per file, median of {RUNS} runs, for three
-`size=` values. Ours writes the CSPP layout satpy's `viirs_sdr` reader loads ({rows_m} x {cols_m}
-M-band and {rows_i} x {cols_i} I-band pixels a granule, uint16 bands with factors and radiances,
-float32 geolocation with the four angles; unpadded: {layouts}); the peer is the previous
-`synthetic_sdr.py` (git {PEER_REVISION}: 16 x 32 random arrays, which satpy refused). A file is
-never smaller than its layout, so at 16,384 bytes ours writes bigger files than asked.
+Machine: {machine()}, load average {load:.1f} when it began
+(other jobs share it: compare the ratios, not the milliseconds). `make_pass` of {GRANULES}
+granules x 10 segments (GMTCO, SVM03-05, SVM15-16, GITCO, SVI01, SVI04, SVI05) into a
+temporary directory, per file, median of {RUNS} runs, for three `size=` values. Ours writes
+the CSPP layout satpy's `viirs_sdr` reader loads ({rows_m} x {cols_m} M-band and
+{rows_i} x {cols_i} I-band pixels a granule, uint16 bands with factors and radiances, float32
+geolocation with the four angles; unpadded: {layouts}); the peer is the previous
+`synthetic_sdr.py` (git {PEER_REVISION}: 16 x 32 random arrays, which satpy refused). A file
+is never smaller than its layout, so at 16,384 bytes ours writes bigger files than asked.
 
 | size= (bytes) | ours ms/file | before ms/file | ours/before |
 | ---: | ---: | ---: | ---: |
