@@ -1,31 +1,32 @@
 # avoviirscollector: one image, run with docker compose, working in the /viirs volume.
 #   docker compose up -d --build
-# Runs as any non-root UID (compose says user "2001", which has no passwd entry): nothing is
-# written outside /viirs and /tmp. `viirscollector run` creates /viirs's layout and execs
-# supervisord as PID 1; supervisord runs every daemon and supercronic (the crontab).
+# Runs as any non-root UID (compose says user "2001", which has no passwd entry: the code
+# never needs a user name, bus.py gives posttroll a sender without one). Nothing is written
+# outside /viirs and /tmp. `viirscollector run` creates /viirs's layout and execs
+# supervisord as PID 1; supervisord runs every daemon and the crontab.
+# .ci/container builds this file unchanged and runs docker-compose.yml's service.
 FROM python:3.11-slim-bookworm
 
-# supercronic, a pinned release. Its SHA1 is the one published in the release notes of
-# https://github.com/aptible/supercronic/releases/tag/v0.2.51 (supercronic-linux-amd64).
-# Other architectures get no supercronic: `viirscollector cron` then runs the same crontab
-# with its built-in runner (same parsing, no overlapping runs, SIGTERM waits for jobs).
+# supercronic v0.2.51, pinned by the SHA1 published in its release notes,
+# https://github.com/aptible/supercronic/releases/tag/v0.2.51 ("supercronic-linux-amd64",
+# SUPERCRONIC_SHA1SUM=1692066e...). No arm64 SHA1 is pinned: pass one with
+# --build-arg SUPERCRONIC_SHA1SUM_ARM64=... or the built-in runner is used there.
+# SUPERCRONIC=download takes vendor/supercronic-linux-<arch> from the build context when it
+# is there (offline builds), else downloads the release; =context only the build context's;
+# =none no supercronic (`viirscollector cron` runs the crontab itself). The SHA1 is always
+# checked (docker/install-supercronic). TARGETARCH has no default on purpose: BuildKit sets
+# it to the platform being built, and a default would win over it (docker/buildx#510).
+ARG SUPERCRONIC=download
 ARG SUPERCRONIC_VERSION=v0.2.51
-ARG SUPERCRONIC_SHA1SUM=1692066e350a88ff4d7d6474fe3c7a6c41ec5e89
-ARG TARGETARCH=amd64
+ARG SUPERCRONIC_SHA1SUM_AMD64=1692066e350a88ff4d7d6474fe3c7a6c41ec5e89
+ARG SUPERCRONIC_SHA1SUM_ARM64=
+ARG TARGETARCH
 
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
-RUN if [ "${TARGETARCH}" = "amd64" ]; then \
-        binary=supercronic-linux-amd64; \
-        python -c 'import sys, urllib.request; urllib.request.urlretrieve(sys.argv[1], sys.argv[2])' \
-            "https://github.com/aptible/supercronic/releases/download/${SUPERCRONIC_VERSION}/${binary}" \
-            "/usr/local/bin/${binary}" \
-        && echo "${SUPERCRONIC_SHA1SUM}  /usr/local/bin/${binary}" | sha1sum -c - \
-        && chmod 0755 "/usr/local/bin/${binary}" \
-        && ln -s "/usr/local/bin/${binary}" /usr/local/bin/supercronic; \
-    else \
-        echo "no pinned supercronic for ${TARGETARCH}: the built-in cron runner will be used"; \
-    fi
+COPY docker/install-supercronic /tmp/install-supercronic
+COPY vendor/ /tmp/vendor/
+RUN /tmp/install-supercronic && rm -rf /tmp/install-supercronic /tmp/vendor
 
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -38,16 +39,18 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /opt/avoviirscollector
 
-# The package (no test dependencies), then the configuration it runs with.
-COPY pyproject.toml README.md ./
+# The package (no test dependencies) with its dependencies at the versions of
+# constraints.txt (refreshed as docs/operations.md says), then its configuration.
+COPY constraints.txt pyproject.toml README.md ./
 COPY avoviirscollector ./avoviirscollector
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir --constraint constraints.txt . \
     && viirscollector --help >/dev/null
 COPY supervisord.conf crontab ./
 COPY etc ./etc
 
-# Writable by any UID when no volume is mounted; a named volume must be writable by the
-# container's UID (see docs/operations.md).
+# Mode 1777: writable by whatever UID the container runs as. A fresh named volume gets this
+# mode because Docker copies the image's /viirs into it (docker-compose.yml does not say
+# nocopy), so nobody has to chown the volume.
 RUN mkdir -p /viirs && chmod 1777 /viirs
 VOLUME /viirs
 WORKDIR /viirs
