@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 import zmq
 
-from avoviirscollector import bus, identity, last_seen, logs, settings
+from avoviirscollector import bus, identity, last_seen, liveness, logs, settings
 from avoviirscollector.broker.task_rules import (
     MAX_REQUEST_BYTES,
     GranuleError,
@@ -563,6 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     config = settings.load_or_exit()
     logs.setup("task_broker", config, daemon=True)
+    liveness.start(config.base_dir, "task_broker")
     path = config.state_dir / DB_NAME
     store = open_store(path, log, stale_hours=config.stale_task_hours)
     try:

@@ -36,7 +36,7 @@ from avoviirscollector import (
 from pytroll_collectors.segments import SegmentGatherer, UIDParser, ini_to_dict
 from pytroll_collectors.utils import ensure_utc_aware
 
-from avoviirscollector import identity, last_seen, logs
+from avoviirscollector import identity, last_seen, liveness, logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import FILE_TOPIC, file_message_data
@@ -323,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logs.setup(f"segment_gatherer-{args.section}", settings, daemon=True)
+    liveness.start(settings.base_dir, f"segment_gatherer-{args.section}")
     try:
         config, replay_minutes = load_config(args.config, args.section)
     except ConfigError as error:

@@ -36,7 +36,7 @@ from avoviirscollector import (
 # isort: split
 import zmq
 
-from avoviirscollector import logs
+from avoviirscollector import liveness, logs
 from avoviirscollector import settings as settings_module
 
 log = logging.getLogger("msg_publisher")
@@ -187,6 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = settings_module.load_or_exit()
     logs.setup("msg_publisher", settings, daemon=True)
+    liveness.start(settings.base_dir, "msg_publisher")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -27,7 +27,7 @@ from avoviirscollector import (
 from posttroll.address_receiver import AddressReceiver
 from posttroll.ns import NameServer
 
-from avoviirscollector import logs
+from avoviirscollector import liveness, logs
 from avoviirscollector import settings as settings_module
 
 log = logging.getLogger("nameserver")
@@ -73,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = settings_module.load_or_exit()
     logs.setup("nameserver", settings, daemon=True)
+    liveness.start(settings.base_dir, "nameserver")
     nameserver = NameServer(multicast_enabled=False)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: nameserver.stop())

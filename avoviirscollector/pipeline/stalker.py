@@ -37,7 +37,7 @@ from avoviirscollector import (
 # isort: split
 from pytroll_collectors import helper_functions, trollstalker
 
-from avoviirscollector import last_seen, logs
+from avoviirscollector import last_seen, liveness, logs
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import file_message_data
@@ -379,6 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logs.setup("trollstalker", settings, daemon=True)
+    liveness.start(settings.base_dir, "trollstalker")
     try:
         options = read_options(args.config)
     except ConfigError as error:

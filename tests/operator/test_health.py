@@ -21,6 +21,7 @@ import zmq
 from helpers.bus import SUPERVISORD_HEAD, wait_until
 from helpers.processes import terminate_then_kill
 
+from avoviirscollector import supervisor_client
 from avoviirscollector.netutil import free_port
 from avoviirscollector.operator import health
 from avoviirscollector.operator.collector_process import PROGRAMS, CollectorProcess
@@ -275,3 +276,105 @@ def test_task_port_check_is_a_peek_answered_within_the_bound():
     assert 0 <= seconds < 5
     with SilentTaskPort() as task, pytest.raises(health.Unhealthy, match="does not answer"):
         health.check_task_port(task.port, timeout=0.5)
+
+
+BEATING = (
+    "import sys, threading, time; from avoviirscollector import liveness; "
+    "liveness.start(sys.argv[1], 'unused'); {extra}time.sleep(120)"
+)
+RESTARTS_CONF = (
+    SUPERVISORD_HEAD
+    + """\
+[program:steady]
+command={python} -c "{steady}" {base}
+startsecs=0
+stopasgroup=true
+killasgroup=true
+[program:looping]
+command={python} -c "import time; time.sleep(1.5); raise SystemExit(1)"
+startsecs=1
+startretries=100
+autorestart=true
+[program:dead_thread]
+command={python} -c "{dead_thread}" {base}
+startsecs=0
+stopasgroup=true
+killasgroup=true
+"""
+)
+
+
+@pytest.fixture
+def restarts_supervisord(short_base):
+    conf = short_base / "supervisord.conf"
+    conf.write_text(
+        RESTARTS_CONF.format(
+            base=short_base,
+            python=sys.executable,
+            steady=BEATING.format(extra=""),
+            dead_thread=BEATING.format(
+                extra="threading.Thread(target=lambda: 1 / 0, name='worker').start(); "
+            ),
+        )
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "supervisor.supervisord", "-c", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    yield short_base
+    terminate_then_kill(process, timeout=20)
+
+
+def problem_of(check) -> str | None:
+    try:
+        check()
+    except health.Unhealthy as problem:
+        return str(problem)
+    return None
+
+
+def test_issue_11_a_program_that_keeps_restarting_is_unhealthy_even_when_it_reads_running(
+    restarts_supervisord,
+):
+    sock = restarts_supervisord / "tmp" / "supervisor.sock"
+    wait_until(sock.exists, 30, "supervisord to listen")
+    problem = wait_until(
+        lambda: problem_of(lambda: health.check_restarts(sock, timeout=2)),
+        40,
+        "the crash loop to be seen",
+    )
+    assert problem == "restarting: looping exited 2 times in the last 10 min"
+    # Each life lasts longer than startsecs: supervisord calls it RUNNING in between.
+    states = wait_until(
+        lambda: (
+            {p["name"]: p["statename"] for p in supervisor_client.processes(sock)}
+            if any(
+                p["name"] == "looping" and p["statename"] == "RUNNING"
+                for p in supervisor_client.processes(sock)
+            )
+            else None
+        ),
+        20,
+        "looping to read RUNNING",
+    )
+    assert states["looping"] == "RUNNING"
+
+
+def test_issue_11_a_daemon_whose_thread_died_is_unhealthy_and_a_beating_one_is_not(
+    restarts_supervisord,
+):
+    sock = restarts_supervisord / "tmp" / "supervisor.sock"
+    wait_until(sock.exists, 30, "supervisord to listen")
+
+    def heartbeats():
+        processes = [p for p in supervisor_client.processes(sock) if p["name"] != "looping"]
+        return problem_of(lambda: health.check_heartbeats(restarts_supervisord, processes))
+
+    problem = wait_until(heartbeats, 30, "the dead thread to be reported")
+    assert problem == (
+        "not alive: dead_thread: thread worker died: ZeroDivisionError: division by zero"
+    )
+    processes = [p for p in supervisor_client.processes(sock) if p["name"] == "steady"]
+    assert processes[0]["statename"] == "RUNNING"
+    assert health.check_heartbeats(restarts_supervisord, processes) == 1
