@@ -39,7 +39,7 @@ from avoviirscollector import (
 # isort: split
 import zmq
 
-from avoviirscollector import logs, supervisor_client
+from avoviirscollector import liveness, logs, supervisor_client
 from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import PLATFORM_ALIASES
 from avoviirscollector.operator.web import history_store
@@ -419,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     # The history may wait, the pipeline may not: on a busy machine the scheduler gives
     # trollstalker, the gatherers and msg_publisher the CPU first.
     os.nice(NICENESS)
+    liveness.start(settings.base_dir, "recorder")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     recorder = Recorder(settings)
     for signum in (signal.SIGTERM, signal.SIGINT):

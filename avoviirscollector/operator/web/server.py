@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from avoviirscollector import logs, supervisor_client
+from avoviirscollector import liveness, logs, supervisor_client
 from avoviirscollector import settings as settings_module
 from avoviirscollector.operator.web import history_rules as rules
 from avoviirscollector.operator.web import history_store, metrics, page, views
@@ -203,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     logs.setup("web", settings, daemon=True)
+    liveness.start(settings.base_dir, "web")
     context = context_of(settings)
     try:
         server = make_server(context, settings.web_port, args.host)
