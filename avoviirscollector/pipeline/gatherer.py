@@ -133,6 +133,8 @@ class Gatherer(SegmentGatherer):
         self.state_dir = state_dir
         self.limit_days = limit_days
         self.product = config["posttroll"]["publish_topic"].rstrip("/").rpartition("/")[2]
+        #: a first start's baseline dates from here: what lands later is gathered live
+        self.started = time.time()
         self.segments = segments_of(config)
         self._stop_requested = False
         self._setting_up = False
@@ -202,8 +204,9 @@ class Gatherer(SegmentGatherer):
         """(files of sdr/ not taken as processed, replay from, why, broker's record)."""
         baseline = record = None
         if self.state_dir is not None:
-            baseline, _ = load_baseline(self.state_dir, window, now)
             record = last_seen.read(self.state_dir)
+            made = self.started if record is None else min(self.started, record.created)
+            baseline, _ = load_baseline(self.state_dir, window, made)
         files = scan(self.sdr_dir)
         if baseline is not None:
             files = [f for f in files if not baseline.taken(f)]

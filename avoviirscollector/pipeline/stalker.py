@@ -189,6 +189,10 @@ class Stalker(trollstalker.EventProcessor):
         self.watermark = Watermark(watermark)
         self.state_dir = Path(state_dir) if state_dir else None
         self.limit_days = limit_days
+        # A first start's baseline dates from the start (or the watermark, if we had one):
+        # what lands after it is published live, however quickly we are stopped again.
+        saved = self.watermark.saved
+        self.started = time.time() if saved is None else min(time.time(), saved)
 
     def refusal(self, path: str) -> str | None:
         """Why ``path`` must not be published, or None when it may be."""
@@ -259,7 +263,7 @@ class Stalker(trollstalker.EventProcessor):
         """Where the catch-up starts: the watermark, else the first start's window."""
         baseline = None
         if self.state_dir is not None:
-            baseline, _ = load_baseline(self.state_dir, window, now)
+            baseline, _ = load_baseline(self.state_dir, window, self.started)
         after = self.watermark.catch_up_after()
         if after is not None:
             since = f"since {utc(after)} (the newest file published before trollstalker stopped)"
@@ -297,6 +301,9 @@ class Stalker(trollstalker.EventProcessor):
             self.watermark.advance(baseline.created)
             self.watermark.save()
             taken = sum(1 for f in scan(self.sdr_dir) if baseline.taken(f))
+            if taken == 0:
+                log.info("first start: no older file in sdr/ to take as processed")
+                return count
             log.info(
                 "%s: took %d file(s) already in sdr/ as processed; to queue them: "
                 "viirscollector reprocess --until %s",

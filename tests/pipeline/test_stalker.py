@@ -342,3 +342,44 @@ def test_first_start_on_a_populated_sdr_takes_old_files_as_processed_and_says_ho
         assert "first start" not in (tmp_path / "second.log").read_text()
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_issue_12_3_stalker_down_longer_than_its_window_still_publishes_what_landed(
+    tmp_path, nameserver
+):
+    """The catch-up starts at the watermark, not at the last catchup_minutes."""
+    base = Path(tempfile.mkdtemp(prefix="v"))
+    try:
+        config = tmp_path / "trollstalker.ini"
+        text = (REPO / "etc" / "trollstalker.ini").read_text()
+        config.write_text(text.replace("catchup_minutes = 10", "catchup_minutes = 0.05"))
+        live, landed_while_down = granule_names(["GITCO", "SVI05"], orbit=20015)
+
+        def start(name):
+            argv = viirscollector("stalker", "--config", str(config))
+            return Daemon(argv, daemon_env(base), tmp_path / name)
+
+        with BusListener(FILE_TOPIC) as listener:
+            daemon = start("first.log")
+            try:
+                listener.wait_connected(daemon.pid)
+                land(base, live)
+                assert listener.get(timeout=15).data["uid"] == live
+            finally:
+                assert daemon.stop() == 0
+            land(base, landed_while_down)
+            wait_until(  # down for longer than the 3 s window
+                lambda: time.time() - os.stat(base / "sdr" / landed_while_down).st_ctime > 4,
+                10,
+                "the outage to outlast the window",
+                interval=0.5,
+            )
+            daemon = start("second.log")
+            try:
+                listener.wait_connected(daemon.pid)
+                uids = [m.data["uid"] for m in [listener.get(timeout=15), *listener.drain(QUIET)]]
+            finally:
+                daemon.stop()
+        assert landed_while_down in uids  # (and the live one again: within the 2 s margin)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
