@@ -142,7 +142,7 @@ def render_collector(queue: dict | Unreadable, base_dir: Path) -> list[str]:
     if isinstance(queue, Unreadable):
         return []
     line = identity.answered_by(queue.get(identity.KEY), base_dir)
-    return [] if line is None else [f"          {line}"]
+    return [] if line is None else [f"broker:   {line}"]
 
 
 def render_newest(newest: NewestFile | None | Unreadable, now: dt.datetime) -> str:
