@@ -117,7 +117,10 @@ def test_a_compressed_day_gives_every_granule_one_task_and_flat_daemon_memory(
     # Issue 14.10's goals, asserted where met: an idle minute (the crontab polling GINA,
     # verify-sdr done) writes nothing in any log. Not met yet, so reported only (pytest -s):
     # every INFO line under 200 characters (the gatherers' "Sending:" lines run to 1,700).
-    assert {name: n for name, n in idle.items() if n} == {}, "lines of an idle minute"
+    # The forced poll is an operator's `mirror_gina --now`, which always says what it asked
+    # (one line); the crontab's own polls of the idle minute write nothing.
+    assert figures["mirror_lines_per_idle_poll"] <= 1, "lines of one idle mirror poll"
+    assert {n: k for n, k in idle.items() if k and n != "mirror_gina"} == {}, "idle minute"
     assert figures["busy_lines"]["task_broker"] > 0
 
 
