@@ -119,9 +119,11 @@ def next_pass(passes: Sequence[Pass], satellite: str, now: float) -> Pass | None
     return min(ahead, key=lambda p: p.rise, default=None)
 
 
-#: A cron start this many seconds before its poll is due polls (cron's slots and
-#: Python's start-up jitter by a fraction of a second).
-GRACE = 1.0
+#: A cron start up to this many seconds before its poll is due polls: a poll's time is
+#: taken when its process starts, a slot or two of seconds after cron's slot on a busy
+#: machine; without the grace a 10 s cadence would become 15 s on cron's 5 s grid. Less
+#: than cron's 5 s period, so polls still fall on slots at least 10 s apart.
+GRACE = 2.0
 
 
 def poll_due(

@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     cron's start has no arguments: it decides from VIIRS_BASE_DIR's state first, with
     nothing imported but this module (settings are read and checked once a poll is due).
     """
+    entered = time.time()  # the poll's time: before the imports, which take a while
     argv = sys.argv[1:] if argv is None else argv
     if not argv and _nothing_due(Path(os.environ.get("VIIRS_BASE_DIR") or "/viirs")):
         return 0  # nothing due: no line, no request
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_rate=settings.poll.floor_rate_kbps * 1000.0,
         deadline_allowance=args.deadline_allowance,
     )
-    return mirror_run.poll(settings, queues, options, reason, started)
+    return mirror_run.poll(settings, queues, options, reason, started, entered)
 
 
 def _nothing_due(base_dir: Path) -> bool:

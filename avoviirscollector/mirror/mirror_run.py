@@ -644,12 +644,12 @@ def _stamp(epoch: float | None) -> str:
 class Poll:
     """One poll, from the window to the next poll's time."""
 
-    def __init__(self, settings, queues: list[Queue], options: Options, reason: str, started):
+    def __init__(self, settings, queues, options: Options, reason: str, started, now=None):
         self.settings, self.options, self.reason = settings, options, reason
         self.queues = [q for q in queues if q.enabled]
         self.satellites = enabled_satellites(self.queues)
         self.collector_started = started
-        self.now = time.time()
+        self.now = time.time() if now is None else now
         self.began = time.monotonic()
         self.state = poll_state.load(settings.state_dir) or PollState()
         if reason == poll_state.FULL_LISTING:  # a 304 would hide files that left sdr/
@@ -885,11 +885,13 @@ class PollLock(QueueLock):
     """One poll at a time (a manual run next to cron's); the queues keep their own locks."""
 
 
-def poll(settings, queues: list[Queue], options: Options, reason: str, started) -> int:
+def poll(
+    settings, queues: list[Queue], options: Options, reason: str, started, now: float | None = None
+) -> int:
     """Run one poll unless another run is polling right now."""
     lock_path = settings.tmp_dir / f"{PROGRAM}-poll.lock"
     with PollLock(lock_path) as lock:
         if not lock.acquired:
             log.info("skipped: another mirror_gina is polling (%s is locked)", lock_path)
             return 0
-        return Poll(settings, queues, options, reason, started).run()
+        return Poll(settings, queues, options, reason, started, now).run()

@@ -176,7 +176,7 @@ def test_a_start_polls_when_due_after_a_collector_start_or_without_state():
     state = poll_state.PollState(next_poll_at=T + 60, collector_started=T - 100)
     assert poll_state.due(None, T, None) == "first run"
     assert poll_state.due(state, T, T - 100) is None
-    assert poll_state.due(state, T + 59.5, T - 100) == "due", "within the grace of a slot"
+    assert poll_state.due(state, T + 58.5, T - 100) == "due", "within the grace of a slot"
     assert poll_state.due(state, T, T - 5) == "collector start"
 
 
@@ -184,5 +184,21 @@ def test_poll_due_is_a_pure_rule_of_the_schedule_and_the_collectors_start():
     assert cadence_rules.poll_due(None, None, None, T, have_state=False) == "first run"
     assert cadence_rules.poll_due(T + 60, T - 100, T - 100, T) is None
     assert cadence_rules.poll_due(T + 60, T - 100, T - 10, T) == "collector start"
-    assert cadence_rules.poll_due(T + 60, None, None, T + 59.2) == "due"
+    assert cadence_rules.poll_due(T + 60, None, None, T + 58.2) == "due"
+    assert cadence_rules.poll_due(T + 60, None, None, T + 57.9) is None
     assert cadence_rules.poll_due(None, None, None, T) == "due"
+
+
+def test_polls_on_cron_5_s_slots_stay_10_s_apart_whatever_the_start_lag():
+    """The gate's grace must never let two polls of a 10 s cadence fall on slots 5 s apart."""
+    import random
+
+    rng, slot, due, slots = random.Random(1), T, T, []
+    for _ in range(2000):
+        lag = rng.uniform(0, 3)  # a busy machine's start-up before the poll takes its time
+        if cadence_rules.poll_due(due, None, None, slot) == "due":
+            slots.append(slot)
+            due = slot + lag + 10
+        slot += 5
+    gaps = [b - a for a, b in zip(slots, slots[1:], strict=False)]
+    assert min(gaps) >= 10 and sum(g == 10 for g in gaps) > 0.5 * len(gaps)
