@@ -41,6 +41,8 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 #: HDF5 puts its superblock at 0, 512, 1024, 2048, ... (a user block before it).
 _SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 BASELINE_NAME = "sdr-baseline.json"
+#: trollstalker's watermark in state/ (stalker.py): the arrival of the newest file it published.
+WATERMARK_NAME = "trollstalker-watermark"
 
 
 def arrival_time(stat: os.stat_result) -> float:
@@ -158,7 +160,12 @@ def load_baseline(
         except (OSError, ValueError, KeyError, TypeError) as error:
             log.warning("cannot read %s (%s); making a new one", path, error)
             path.unlink(missing_ok=True)
-        baseline = Baseline(time.time() if now is None else now, window)
+        made = time.time() if now is None else now
+        try:  # a collector of ours ran here before the baseline existed: since its watermark
+            made = min(made, float((Path(state_dir) / WATERMARK_NAME).read_text()))
+        except (OSError, ValueError):
+            pass
+        baseline = Baseline(made, window)
         text = json.dumps({"created": baseline.created, "window_seconds": window})
         try:
             Path(state_dir).mkdir(parents=True, exist_ok=True)

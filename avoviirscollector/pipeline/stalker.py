@@ -42,6 +42,7 @@ from avoviirscollector import settings as settings_module
 from avoviirscollector.filenames import FilenameError
 from avoviirscollector.pipeline.file_messages import file_message_data
 from avoviirscollector.pipeline.recent_files import (
+    WATERMARK_NAME,
     Baseline,
     arrival_time,
     content_problem,
@@ -397,7 +398,7 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     settings.state_dir.mkdir(parents=True, exist_ok=True)
-    watermark = settings.state_dir / "trollstalker-watermark"
+    watermark = settings.state_dir / WATERMARK_NAME
     # Our own short line per file instead of trollstalker's whole message.
     logging.getLogger("pytroll_collectors.trollstalker").setLevel(logging.WARNING)
     stalker = Stalker(
