@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import re
 import signal
 import time
 
@@ -31,6 +32,25 @@ from avoviirscollector import liveness, logs
 from avoviirscollector import settings as settings_module
 
 log = logging.getLogger("nameserver")
+#: posttroll's line for a publisher it learns or forgets, with the whole message quoted.
+_ADDRESS_LINE = re.compile(r"^(.*publish (?:add|remove)) '(.*)'$", re.S)
+
+
+class ShortAddressLines(logging.Filter):
+    """posttroll logs each publisher it learns or forgets as its whole address message (about
+    300 characters); the operator needs which service at which address, in one short line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = _ADDRESS_LINE.match(record.getMessage())
+        if match:
+            try:
+                data = bus.Message.decode(match.group(2)).data
+            except Exception:  # an odd line is logged as posttroll wrote it
+                return True
+            services = ",".join(data.get("service") or ["?"])
+            record.msg, record.args = "%s %s at %s", (match.group(1), services, data.get("URI"))
+        return True
+
 
 #: Seconds between two announcements of every known address.
 REANNOUNCE_SECONDS = 5.0
@@ -73,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.parse_args(argv)
     settings = settings_module.load_or_exit()
     logs.setup("nameserver", settings, daemon=True)
+    logging.getLogger("posttroll.address_receiver").addFilter(ShortAddressLines())
     liveness.start(settings.base_dir, "nameserver")
     nameserver = NameServer(multicast_enabled=False)
     for signum in (signal.SIGTERM, signal.SIGINT):
