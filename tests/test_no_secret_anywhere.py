@@ -1,9 +1,11 @@
-"""Issue 12.7: no credential of a URL setting reaches a log, error, mail, state file or status.
+"""Issue 12.7: no credential of a URL setting reaches a log, error, mail, state file, status
+or the status page.
 
 The programs that use a URL (mirror_gina with GINA_URL, fetch-tle with TLE_URL) run
 against the real stand-ins with a password and a token in every URL, through a failure
-(an ERROR that is logged and mailed, naming the URL) and a success; then ``status``
-reads what they left. Every byte they wrote anywhere is searched for the secrets.
+(an ERROR that is logged and mailed, naming the URL) and a success; then ``status`` and
+the status page (``viirscollector web``: the page, its JSON API and /metrics) read what
+they left. Every byte they wrote or served anywhere is searched for the secrets.
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import os
 import stat
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
+from helpers.processes import terminate_then_kill
 
+from avoviirscollector.netutil import free_port
 from avoviirscollector.standins import synthetic_sdr
 from avoviirscollector.standins.celestrak import TleStandin
 from avoviirscollector.standins.gina import GinaStandin
@@ -75,6 +81,9 @@ def test_no_credential_in_logs_state_files_mails_or_status_output(
     assert len(smtp_server.wait_for(2)) >= 2, "the failures were mailed"
 
     texts = {f"output of {o.args[3:]}": o.stdout + o.stderr for o in outputs}
+    texts.update(status_page(env))
+    assert "<title>VIIRS collector status</title>" in texts["page /"]
+    assert "# TYPE " in texts["page /metrics"] and texts["page /api/status"].startswith("{")
     texts.update({f"mail {m['Subject']}": m.as_string() for m in smtp_server.messages})
     for path in base_dir.rglob("*"):
         if path.is_file():
@@ -84,3 +93,33 @@ def test_no_credential_in_logs_state_files_mails_or_status_output(
     assert leaks == []
     meta = base_dir / "state" / "tle.json"
     assert stat.S_IMODE(meta.stat().st_mode) == 0o600, "state/tle.json is not world-readable"
+
+
+def status_page(env: dict) -> dict[str, str]:
+    """What ``viirscollector web`` serves on this base directory: page, API, metrics."""
+    port = free_port()
+    web = subprocess.Popen(
+        [*CLI, "web"], env={**env, "VIIRS_WEB_PORT": str(port)},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    served = {}
+    try:
+        for path in ("/", "/api/status", "/metrics"):
+            served[f"page {path}"] = fetch(f"http://127.0.0.1:{port}{path}", web)
+    finally:
+        terminate_then_kill(web)
+    served["output of web"] = web.stdout.read()
+    return served
+
+
+def fetch(url: str, web: subprocess.Popen, timeout: float = 30) -> str:
+    """The body at ``url`` once the web program answers (it starts in about a second)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as answer:
+                return answer.read().decode("utf-8", "replace")
+        except OSError:
+            if web.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)  # the server offers no readiness event but its port
