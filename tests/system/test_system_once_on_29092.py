@@ -5,7 +5,8 @@ killed with SIGKILL and restarted, which makes it catch up (it publishes the fil
 it may have missed again) and makes every gatherer replay (its granules again):
 repeats that recovery needs inside the collector. A subscriber of 29092 must see
 each file and each granule once; an operator's ``viirscollector reprocess`` still
-passes, marked as such.
+passes, marked as such. The collector runs with credentials in its URL settings, and no
+message on 29092 carries them (issue 12.7).
 """
 
 from __future__ import annotations
@@ -24,18 +25,25 @@ from avoviirscollector import bus
 pytestmark = pytest.mark.system
 
 GRANULES = 3
+#: Credentials in every URL setting; none may reach a message.
+SECRETS = {
+    "GINA_URL": "http://gina:hun@ter2@127.0.0.1:9/products.json?token=tok3nvalue",
+    "TLE_URL": "http://BEARERTOKEN42@127.0.0.1:9/gp.php?password=s3cr3tpw",
+}
 
 
 def test_sigkill_of_trollstalker_repeats_no_file_or_granule_on_the_message_port(start_collector):
-    collector = start_collector()
+    collector = start_collector(**SECRETS)
     staging = collector.base_dir / "tmp" / "staging"
     origin = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0) - dt.timedelta(hours=2)
     landed = []
     messages: list[bus.Message] = []
+    raw: list[str] = []
     with ZmqReader(collector.message_port) as reader:
 
         def read(quiet: float = 0.3):
-            messages.extend(bus.Message.decode(f.decode()) for f in reader.drain(quiet))
+            raw.extend(f.decode() for f in reader.drain(quiet))
+            messages[:] = [bus.Message.decode(text) for text in raw]
 
         def files_seen():
             return {m.data["uid"] for m in messages if m.type == "file"}
@@ -79,3 +87,5 @@ def test_sigkill_of_trollstalker_repeats_no_file_or_granule_on_the_message_port(
     assert granules == {f"/AVO/viirs/granule/{p}": GRANULES for p in PRODUCTS}
     marked = [m for m in messages[before:] if m.type == "file"]
     assert len(marked) == len(landed) and all(m.data["reprocess"] for m in marked)
+    secrets = ("hunter2", "hun@ter2", "tok3nvalue", "BEARERTOKEN42", "s3cr3tpw")
+    assert [text for text in raw if any(secret in text for secret in secrets)] == []
