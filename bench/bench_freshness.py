@@ -29,17 +29,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from report import machine, median, percentile, write_section  # noqa: E402
+from report import machine, median, percentile, use_private_posttroll_ports, write_section  # noqa: E402
 
-from avoviirscollector.netutil import free_port  # noqa: E402
-
-# posttroll ports of our own, never production's, set before posttroll is imported.
-for _name in (
-    "POSTTROLL_NAMESERVER_PORT",
-    "POSTTROLL_ADDRESS_PUBLISH_PORT",
-    "POSTTROLL_BROADCAST_PORT",
-):
-    os.environ.setdefault(_name, str(free_port()))
+use_private_posttroll_ports()
 
 from avoviirscollector import filenames
 from avoviirscollector.broker.task_client import BrokerTimeout, TaskClient  # noqa: E402

@@ -44,16 +44,9 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
-from report import machine, median, percentile, write_section  # noqa: E402
+from report import machine, median, percentile, use_private_posttroll_ports, write_section  # noqa: E402
 
-from avoviirscollector.netutil import free_port  # noqa: E402
-
-for _name in (
-    "POSTTROLL_NAMESERVER_PORT",
-    "POSTTROLL_ADDRESS_PUBLISH_PORT",
-    "POSTTROLL_BROADCAST_PORT",
-):
-    os.environ.setdefault(_name, str(free_port()))
+use_private_posttroll_ports()
 
 from avoviirscollector import filenames  # noqa: E402
 from avoviirscollector.mirror import cadence_rules, gina_catalog, passes, poll_state  # noqa: E402

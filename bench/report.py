@@ -54,3 +54,16 @@ def write_section(name: str, markdown: str) -> None:
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else f"{text}\n{block}\n"
     REPORT.write_text(text)
+
+
+def use_private_posttroll_ports() -> None:
+    """posttroll ports of the benchmark's own, never production's; call it before anything
+    imports posttroll (which reads them once)."""
+    from avoviirscollector.netutil import free_port
+
+    for name in (
+        "POSTTROLL_NAMESERVER_PORT",
+        "POSTTROLL_ADDRESS_PUBLISH_PORT",
+        "POSTTROLL_BROADCAST_PORT",
+    ):
+        os.environ.setdefault(name, str(free_port()))
