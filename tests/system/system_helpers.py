@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 
 import h5py
+import zmq
 from helpers.bus import wait_until  # noqa: F401 - the system tests import it from here
 
 from avoviirscollector import filenames, verify
@@ -173,3 +175,17 @@ def segments_in(tasks) -> dict:
             name = filenames.parse(item["uid"])
             found.setdefault((product, name.platform, name.start), set()).add(name.segment)
     return found
+
+
+def queue_length(collector) -> int:
+    """The queue length the broker publishes on its state port (19191)."""
+    context = zmq.Context()
+    sub = context.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.SUBSCRIBE, b"")
+    sub.connect(f"tcp://127.0.0.1:{collector.state_port}")
+    try:
+        return json.loads(sub.recv())["queue length"] if sub.poll(3000) else -1
+    finally:
+        sub.close(linger=0)
+        context.term()

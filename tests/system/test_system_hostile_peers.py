@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import zmq
-from system_helpers import granule_start, land, vm_rss_kb, wait_until, write_granule
+from system_helpers import granule_start, land, queue_length, vm_rss_kb, wait_until, write_granule
 
 from avoviirscollector.broker.task_client import TaskClient
 
@@ -38,20 +38,6 @@ MEDIAN_REPLY_MS = 10
 MAX_REPLY_MS = 2000
 #: kB the broker's resident memory may grow while three 400 MB frames are sent to it.
 RSS_GROWTH_KB = 8 * 1024
-
-
-def queue_length(collector) -> int:
-    """The queue length the broker publishes on its state port (19191)."""
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(f"tcp://127.0.0.1:{collector.state_port}")
-    try:
-        return json.loads(sub.recv())["queue length"] if sub.poll(3000) else -1
-    finally:
-        sub.close(linger=0)
-        context.term()
 
 
 def land_granules(collector, count: int, first_orbit: int) -> None:

@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import json
 import socket
 
 import pytest
 import zmq
-from system_helpers import PRODUCTS, granule_start, land, vm_rss_kb, wait_until, write_granule
+from system_helpers import (
+    PRODUCTS,
+    granule_start,
+    land,
+    queue_length,
+    vm_rss_kb,
+    wait_until,
+    write_granule,
+)
 
 from avoviirscollector.broker.task_client import TaskClient, parse_reply
 
@@ -50,20 +57,6 @@ BAD_REQUESTS = [
     b"[" * 60_000,
     b'{"desired products": ["' + b"x" * 65_000 + b'"]}',
 ]
-
-
-def queue_length(collector) -> int:
-    """The queue length the broker publishes on its state port (19191)."""
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(f"tcp://127.0.0.1:{collector.state_port}")
-    try:
-        return json.loads(sub.recv())["queue length"] if sub.poll(3000) else -1
-    finally:
-        sub.close(linger=0)
-        context.term()
 
 
 def not_zmtp(port: int) -> None:
