@@ -11,7 +11,11 @@ what the collector needs from it:
   task broker hands a re-published granule out only once). SIGUSR1 replays again
   (``supervisorctl signal USR1 segment_gatherer-viirs_tir``);
 - a ``reprocess`` key in any file message of a granule is carried into the granule
-  message: the broker's sign that a repeat is deliberate.
+  message: the broker's sign that a repeat is deliberate;
+- a file message that only repeats a granule already published opens no granule
+  (repeat_rules.py says which), and a granule holds the files of one satellite's
+  orbit: segment_gatherer puts every file starting within ``time_tolerance`` (30 s)
+  into one slot, whatever its platform or orbit.
 
 Discovery is the nameserver on localhost, like every program (see bus.py).
 """
@@ -49,6 +53,7 @@ from avoviirscollector.pipeline.recent_files import (
     scan,
     utc,
 )
+from avoviirscollector.pipeline.repeat_rules import PublishedGranules
 
 log = logging.getLogger("gatherer")
 
@@ -138,6 +143,9 @@ class Gatherer(SegmentGatherer):
         self.segments = segments_of(config)
         self._stop_requested = False
         self._setting_up = False
+        self.published = PublishedGranules()
+        #: (platform_name, orbit_number) of the file being processed (see _find_time_slot)
+        self._incoming: tuple | None = None
 
     def _create_patterns(self):
         patterns = super()._create_patterns()
@@ -252,6 +260,7 @@ class Gatherer(SegmentGatherer):
             f for f in granule_files(files, after) if f.granule in complete or f.arrived >= recent
         ]
         count, granules = 0, set()
+        started = time.time()
         for file in chosen:
             try:
                 data = file_message_data(file.path)
@@ -261,6 +270,7 @@ class Gatherer(SegmentGatherer):
                 continue
             message = bus.message(FILE_TOPIC, "file", data)
             message.replayed = True
+            message.replay_started = started
             self._listener.output_queue.put(message)
             count += 1
             granules.add(file.granule)
@@ -278,26 +288,63 @@ class Gatherer(SegmentGatherer):
 
         Files of other products are ignored here: segment_gatherer would open a
         granule for, say, an SVM15 arriving after a tir granule was published, and
-        warn ten minutes later that required files were missing.
+        warn ten minutes later that required files were missing. So is a file that
+        repeats a granule already published (repeat_rules.py).
         """
         if not identity.from_own_sdr(msg.data, self.sdr_dir):
             return  # another collector's file (shared posttroll ports)
-        segment = msg.data.get("segment") if isinstance(msg.data, dict) else None
+        data = msg.data if isinstance(msg.data, dict) else {}
+        segment, uid = data.get("segment"), data.get("uid")
         if segment is not None and self.segments and segment not in self.segments:
-            log.debug("ignoring %s: not a file of this product", msg.data.get("uid"))
+            log.debug("ignoring %s: not a file of this product", uid)
             return
-        super().process(msg)
-        if REPROCESS_KEY in msg.data:
-            self._mark_reprocess(msg)
-        uid = msg.data.get("uid") if isinstance(msg.data, dict) else None
+        if self._repeats(msg, data):
+            log.debug("ignoring %s: it repeats a %s granule published already", uid, self.product)
+            return
+        satellite = (data.get("platform_name"), data.get("orbit_number"))
+        self._incoming = None if None in satellite else satellite
+        try:
+            super().process(msg)
+            if REPROCESS_KEY in data:
+                self._mark_reprocess(msg)
+        finally:
+            self._incoming = None
         level = logging.DEBUG if getattr(msg, "replayed", False) else logging.INFO
         log.log(level, "gathered %s into its %s granule", uid, self.product)
+
+    def _repeats(self, msg, data: dict) -> bool:
+        if REPROCESS_KEY in data or not isinstance(data.get("uid"), str):
+            return False
+        return self.published.repeats(
+            granule_key(data["uid"]),
+            data["uid"],
+            time.time(),
+            getattr(msg, "replay_started", None),
+        )
+
+    def _find_time_slot(self, time_obj):
+        """The open slot of this file's granule: same start (within ``time_tolerance``),
+        same satellite, same orbit. Upstream matches the start alone, so a granule of
+        another satellite starting within 30 s would be gathered into this one's slot
+        and neither would complete."""
+        if self._incoming is None:
+            return super()._find_time_slot(time_obj)
+        for key, slot in self.slots.items():
+            metadata = slot.output_metadata
+            if (metadata.get("platform_name"), metadata.get("orbit_number")) != self._incoming:
+                continue
+            if abs((time_obj - metadata[self.time_name]).total_seconds()) < self._time_tolerance:
+                return key
+        return str(time_obj)
 
     def _publish(self, metadata):
         """Publish a granule, with one short line (segment_gatherer logs the whole message)."""
         super()._publish(metadata)
         names = [item.get("uid", "") for item in metadata.get("dataset", [])]
-        stem = "_".join(granule_key(names[0]) or ()) if names else "?"
+        key = granule_key(names[0]) if names else None
+        if key is not None:
+            self.published.published(key, names, time.time())
+        stem = "_".join(key or ()) if names else "?"
         segments = ", ".join(name.partition("_")[0] for name in names)
         log.info("published the %s granule %s (%s)", self.product, stem, segments)
 

@@ -162,6 +162,69 @@ def test_sigusr1_replays_the_recent_files(base, tir, granules):
     assert [d["uid"] for d in granules.get().data["dataset"]] == names
 
 
+def uids(granule) -> list[str]:
+    return [d["uid"] for d in granule.data["dataset"]]
+
+
+def test_files_repeated_after_their_granule_was_published_open_no_granule(
+    base, publisher, granules
+):
+    """trollstalker's catch-up repeats files published live; the repeat must not start a
+    granule of its own (that one would warn ten minutes later, and swallow neighbours)."""
+    gitco, svi05 = granule_names(["GITCO", "SVI05"], orbit=30011)
+    send_files(publisher, base, [gitco, svi05])
+    assert uids(granules.get()) == [gitco, svi05]
+
+    send_files(publisher, base, [svi05, gitco])  # the catch-up's repeats, in another order
+    sentinel = granule_names(["GITCO", "SVI05"], orbit=30012)
+    send_files(publisher, base, sentinel)
+
+    assert uids(granules.get()) == sentinel, "the repeats were gathered into a second granule"
+
+
+def until(granules, last: list[str]) -> list[list[str]]:
+    """The files of each granule message, up to the one of ``last``."""
+    got = []
+    while not got or got[-1] != last:
+        got.append(uids(granules.get()))
+    return got
+
+
+def test_a_replay_publishes_a_granule_again_once_whatever_the_bus_repeats(
+    base, tir, publisher, granules
+):
+    names = granule_names(["GITCO", "SVI05"], orbit=30013)
+    for name in names:
+        (base / "sdr" / name).write_bytes(SDR_BYTES)
+    send_files(publisher, base, names)
+    assert uids(granules.get()) == names
+    replays = tir.log().count("replay:")
+
+    tir.signal(signal.SIGUSR1)  # as replay_listener does after a broker restart
+    send_files(publisher, base, names)  # and the catch-up repeats them meanwhile
+    wait_replayed(tir, replays + 1)
+    sentinel = granule_names(["GITCO", "SVI05"], orbit=30014)
+    send_files(publisher, base, sentinel)
+
+    again = [got for got in until(granules, sentinel) if sorted(got) == sorted(names)]
+    assert len(again) == 1, "the replay publishes it again, and only once"
+
+
+def test_a_granule_of_another_satellite_starting_seconds_later_is_gathered_apart(
+    base, publisher, granules
+):
+    start = dt.datetime(2019, 10, 22, 3, 0, 0, 100000)
+    noaa20 = granule_names(["GITCO", "SVI05"], "j01", orbit=30015, start=start)
+    snpp = granule_names(["GITCO", "SVI05"], "npp", orbit=41015, start=start.replace(second=9))
+
+    send_files(publisher, base, [noaa20[0], snpp[0], noaa20[1], snpp[1]])
+
+    got = {
+        granule.data["platform_name"]: uids(granule) for granule in (granules.get(), granules.get())
+    }
+    assert got == {"NOAA-20": noaa20, "Suomi-NPP": snpp}
+
+
 def test_gatherer_with_an_open_granule_stops_at_once_on_sigterm(base, publisher):
     daemon = start_gatherer(base, "viirs_vis", "vis-stop")
     wait_until(lambda: connected(daemon.pid, os.getpid()), 20, "the gatherer to subscribe")
