@@ -196,8 +196,9 @@ def granule_names(
 ) -> list[str]:
     """Real file names of one granule (content does not matter to the pipeline).
 
-    Each orbit number gets its own start time by default: segment_gatherer puts files
-    whose start times are within 30 s into one granule whatever their orbit.
+    Each orbit number gets its own start time by default, as on a real satellite (our
+    gatherer keeps apart granules of other orbits starting within 30 s; upstream's
+    segment_gatherer would not).
     """
     if start is None:
         start = dt.datetime(2019, 10, 21, 0, 0, 0, 100000)
