@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -120,7 +121,10 @@ def test_a_new_file_changes_the_answer_and_is_fetched_in_the_next_poll(
 ):
     with GinaStandin(gina_dir) as gina:
         run(base_dir, gina, queue_file, "--now")
-        new = synthetic_sdr.make_pass(gina_dir, "npp", granules=1, segments=("SVI05",))
+        # A granule of its own: make_pass's default start (15 minutes ago, to the second)
+        # is the fixture's whenever the first run took under a second.
+        later = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(minutes=5)
+        new = synthetic_sdr.make_pass(gina_dir, "npp", later, granules=1, segments=("SVI05",))
         again = run(base_dir, gina, queue_file, "--now")
         assert {p.name for p in new} <= placed(base_dir)
         assert f"fetched {new[0].name}" in again.stderr
