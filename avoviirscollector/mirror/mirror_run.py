@@ -199,7 +199,7 @@ class Placer:
             return
         started = time.monotonic()
         try:
-            verify.verify(task.path, task.data["md5"])
+            verify.verify(task.path, task.data["md5"], task.digest)
         except (verify.VerifyError, OSError) as error:
             self._reject(task, str(error))
             return

@@ -142,6 +142,8 @@ def assert_intact(files, paths):
     for task, path in zip(files, paths, strict=True):
         assert task.status == "done", task.error
         assert verify.md5sum(task.path) == verify.md5sum(path)
+        # what the placer checks: the MD5 hashed while writing, finished from disk
+        assert verify._md5_from(task.path, task.digest) == verify.md5sum(path)
 
 
 def test_big_file_is_split_over_every_connection_and_written_in_place(gina_dir, tmp_path):
@@ -163,6 +165,7 @@ def test_small_files_go_whole_one_request_each_on_reused_connections(gina_dir, t
     assert_intact(files, paths)
     assert gina.requests["file"] == 12
     assert gina.connections_opened == 4, "keep-alive: four connections for twelve files"
+    assert all(t.digest.length == t.size for t in files), "hashed as written: no reread"
     assert sorted(t.name for t in done) == sorted(p.name for p in paths)
 
 
