@@ -36,6 +36,9 @@ queues:
     enabled: false
 """
 MIRROR = [sys.executable, "-m", "avoviirscollector.cli", "mirror"]
+#: The console script, as cron starts it: it leaves without the interpreter's teardown
+#: (mirror_gina.leave) once it has run the exit handlers, the error mail's among them.
+CONSOLE_SCRIPT = [str(Path(sys.executable).parent / "mirror_gina")]
 
 
 @pytest.fixture
@@ -69,9 +72,9 @@ def npp_files(gina_dir: Path) -> set[str]:
     return {p.name for p in gina_dir.glob("*_npp_*.h5")}
 
 
-def mirror(env, queue_file, *args, timeout=60):
+def mirror(env, queue_file, *args, timeout=60, command=MIRROR):
     return subprocess.run(
-        [*MIRROR, "--now", "--queues", str(queue_file), "--retry-pause", "0.05", *args],
+        [*command, "--now", "--queues", str(queue_file), "--retry-pause", "0.05", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -122,8 +125,9 @@ def test_run_places_every_wanted_file_verified_then_next_run_fetches_nothing(
     assert gina.requests["file"] == requests
 
 
+@pytest.mark.parametrize("command", [MIRROR, CONSOLE_SCRIPT], ids=["viirscollector", "script"])
 def test_bad_files_are_never_placed_good_ones_arrive_and_errors_are_mailed_once(
-    env, queue_file, base_dir, gina, gina_dir, smtp_server, mail_env
+    env, queue_file, base_dir, gina, gina_dir, smtp_server, mail_env, command
 ):
     names = sorted(npp_files(gina_dir))
     corrupt, not_hdf5, flaky, cut = names[0], names[1], names[2], names[3]
@@ -131,7 +135,7 @@ def test_bad_files_are_never_placed_good_ones_arrive_and_errors_are_mailed_once(
     gina.fault("not_hdf5", not_hdf5)
     gina.fault("error", flaky, times=2)
     gina.fault("cut", cut, times=1, after=1000)
-    run = mirror({**env, **mail_env}, queue_file)
+    run = mirror({**env, **mail_env}, queue_file, command=command)
     assert run.returncode == 0, run.stderr
     assert placed(base_dir) == npp_files(gina_dir) - {corrupt, not_hdf5}
     assert_only_verified_files(base_dir, gina)
@@ -460,10 +464,10 @@ def test_an_error_while_placing_one_file_fails_that_file_only(
     victim = sorted(npp_files(gina_dir))[3]
     real_verify = mirror_run.verify.verify
 
-    def verify(path, md5):
+    def verify(path, md5, prefix=None):
         if path.name.startswith(victim):
             raise RuntimeError("a surprise")
-        return real_verify(path, md5)
+        return real_verify(path, md5, prefix)
 
     monkeypatch.setattr(mirror_run.verify, "verify", verify)
     status, err = _poll_in_process(monkeypatch, base_dir, gina, queue_file, capsys)
