@@ -163,6 +163,14 @@ class Plan:
             return None
         return max(0.0, min(s.not_before for s in self.waiting) - now)
 
+    def ready(self, now: float) -> bool:
+        """True when :meth:`next_segment` would hand out work now."""
+        return (
+            bool(self._queued)
+            or any(s.not_before <= now for s in self.waiting)
+            or bool(self._split_candidates())
+        )
+
     def next_segment(self, now: float) -> Segment | None:
         """Work for a free connection: a due retry, else a new file, else half a transfer."""
         due = [s for s in self.waiting if s.not_before <= now]
@@ -211,15 +219,18 @@ class Plan:
         task.segments = []
         return cancelled
 
-    def _steal(self) -> Segment | None:
-        """Split the largest running transfer; the new segment takes its second half."""
-        candidates = [
+    def _split_candidates(self) -> list[Segment]:
+        return [
             s
             for s in self.active
             if s.file.ranges
             and s.remaining is not None
             and s.remaining >= 2 * self.options.min_split
         ]
+
+    def _steal(self) -> Segment | None:
+        """Split the largest running transfer; the new segment takes its second half."""
+        candidates = self._split_candidates()
         if not candidates:
             return None
         victim = max(candidates, key=lambda s: (s.remaining, -s.file.order))
@@ -378,6 +389,9 @@ class Downloader:
                 self._remove_cancelled()
                 self._report_completed()
                 self._progress()
+                if plan.ready(time.monotonic()) and not all(slot.busy for slot in slots):
+                    continue  # a connection just came free: its next request goes out now,
+                    # not after select() waits for another socket (up to the server's delay)
                 wakeup = plan.next_wakeup(time.monotonic())
                 multi.select(0.5 if wakeup is None else min(0.5, max(wakeup, 0.001)))
         finally:
