@@ -14,11 +14,10 @@ newest pass first, then the older passes newest first.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import pytest
 import zmq
-from system_helpers import PRODUCTS, run_mirror, wait_until
+from system_helpers import PRODUCTS, queue_length, run_mirror, wait_until
 
 from avoviirscollector import bus
 from avoviirscollector.standins.synthetic_sdr import make_pass
@@ -33,19 +32,6 @@ PASSES = {
     "j01, now (newest)": ("j01", 12, 3),
 }
 SIZE = 20_000
-
-
-def queue_length(port: int) -> int:
-    context = zmq.Context()
-    sub = context.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.SUBSCRIBE, b"")
-    sub.connect(f"tcp://127.0.0.1:{port}")
-    try:
-        return json.loads(sub.recv())["queue length"] if sub.poll(3000) else -1
-    finally:
-        sub.close(linger=0)
-        context.term()
 
 
 def test_after_a_two_hour_gina_outage_the_first_task_a_worker_gets_is_the_newest_pass(
@@ -72,7 +58,7 @@ def test_after_a_two_hour_gina_outage_the_first_task_a_worker_gets_is_the_newest
     back = run_mirror(collector)
     assert back.returncode == 0, back.stderr[-2000:]
     tasks = len(PASSES) * len(PRODUCTS)  # the granules of a pass merge into one task each
-    wait_until(lambda: queue_length(collector.state_port) == tasks, 60, f"{tasks} tasks")
+    wait_until(lambda: queue_length(collector) == tasks, 60, f"{tasks} tasks")
 
     context = zmq.Context()
     worker = context.socket(zmq.REQ)  # the 2019 worker: nothing new in what it sends
