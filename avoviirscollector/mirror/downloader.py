@@ -15,10 +15,9 @@ single file on a single connection leaves most of the link idle. Here:
 - a failed segment is retried from the byte it reached, after a growing pause, a
   bounded number of times; 4xx answers fail the file at once (a later run retries);
 - each file's MD5 is computed from the bytes as they are written
-  (:class:`verify.PrefixDigest`), and the kernel is asked to start writing them to
-  disk every ``writeback_bytes`` (``posix_fadvise``, as PostgreSQL does before its
-  fsyncs): verifying and fsyncing a finished file then costs milliseconds, not a
-  reread of the file and a flush of all of it;
+  (:class:`verify.PrefixDigest`), and every ``writeback_bytes`` the file is synced
+  to disk in the background (:mod:`flusher`): verifying and fsyncing a finished
+  file then costs milliseconds, not a reread of the file and a flush of all of it;
 - a server that ignores Range answers 200: that answer becomes the whole file on
   one connection, and the file is never split again;
 - connect timeout and a low-speed limit end every stalled transfer, so nothing
@@ -45,6 +44,7 @@ from pathlib import Path
 
 import pycurl
 
+from avoviirscollector.mirror.flusher import Flusher
 from avoviirscollector.verify import PrefixDigest
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Options:
     low_speed_limit: int = 1000
     low_speed_time: int = 30
     buffer_size: int = 256 * 1024
-    #: Bytes written to a file after which the kernel is asked to write them out (0: never).
+    #: Bytes written to a file after which it is synced in the background (0: never).
     writeback_bytes: int = 1024 * 1024
     progress_interval: float = 10.0
     #: A file must arrive at this many bytes/s on average (over all its connections) ...
@@ -90,7 +90,7 @@ class Segment:
     pos: int
     failures: int = 0
     not_before: float = 0.0
-    #: Bytes from here to ``pos`` are written but not yet handed to the kernel's writeback.
+    #: Bytes from here to ``pos`` are written but not yet handed to the flusher.
     unflushed_from: int = 0
 
     @property
@@ -380,6 +380,7 @@ class Downloader:
         slots = self._slots = [_Slot(number, self) for number in range(count)]
         self._to_remove: list[_Slot] = []
         self._progress_at = time.monotonic() + self.options.progress_interval
+        self._flusher = Flusher()
         try:
             while not plan.finished():
                 self._fill(slots)
@@ -402,6 +403,7 @@ class Downloader:
             multi.close()
             for task in plan.files:
                 self._close(task)
+            self._flusher.close()
         return plan.files
 
     # -- handing out work ------------------------------------------------------------------
@@ -490,7 +492,7 @@ class Downloader:
         return None if written == len(data) else written
 
     def _write_back(self, task: FileTask, segment: Segment):
-        """Start the disk writes of what this segment wrote (no waiting for them)."""
+        """Have what this segment wrote synced to disk, in the background (no waiting)."""
         start = segment.unflushed_from
         if not segment.start <= start <= segment.pos:  # a new segment, or one started over
             start = segment.start
@@ -499,10 +501,7 @@ class Downloader:
         if every <= 0 or pending < every:
             return
         segment.unflushed_from = segment.pos
-        try:
-            os.posix_fadvise(task.fd, start, pending, os.POSIX_FADV_DONTNEED)
-        except (OSError, AttributeError):  # a hint only; no such call on this system
-            pass
+        self._flusher.written(task.path, task.fd)
 
     def _preallocate(self, task: FileTask):
         if task.size is None or task.data.get("allocated"):
