@@ -39,12 +39,12 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 
 import pycurl
 
 from avoviirscollector.mirror.flusher import Flusher
+from avoviirscollector.mirror.listing import USER_AGENT
 from avoviirscollector.verify import PrefixDigest
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class Options:
     #: ... plus this many seconds (connection set-up, the first answer), or it is given up.
     deadline_allowance: float = 60.0
     ca_bundle: str | None = None
-    user_agent: str = "avoviirscollector-mirror/2"
+    user_agent: str = USER_AGENT
 
 
 @dataclass(eq=False)
@@ -629,103 +629,3 @@ class Downloader:
             received / MB,
             len(self._plan.active),
         )
-
-
-@dataclass
-class Document:
-    """A small document's answer: status (200 or 304), headers, body, and what it cost."""
-
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    #: Bytes received on the wire: the status line and headers plus the (compressed) body.
-    wire_bytes: int
-    seconds: float
-
-
-def fetch_document(
-    url: str,
-    timeout: float = 60.0,
-    headers: Iterable[str] = (),
-    max_bytes: int = 256 * 1024 * 1024,
-    ca_bundle: str | None = None,
-) -> Document:
-    """GET products.json: gzip accepted (libcurl decodes it), 200 or 304, else OSError."""
-    buffer = BytesIO()
-    received: dict[str, str] = {}
-    curl = pycurl.Curl()
-
-    def write(data: bytes):
-        if buffer.tell() + len(data) > max_bytes:
-            return 0
-        buffer.write(data)
-        return None
-
-    def header(line: bytes):
-        text = line.decode("latin-1").strip()
-        if text.startswith("HTTP/"):
-            received.clear()
-        elif ":" in text:
-            key, _, value = text.partition(":")
-            received[key.strip().lower()] = value.strip()
-
-    began = time.monotonic()
-    try:
-        curl.setopt(pycurl.URL, url)
-        curl.setopt(pycurl.WRITEFUNCTION, write)
-        curl.setopt(pycurl.HEADERFUNCTION, header)
-        curl.setopt(pycurl.NOSIGNAL, 1)
-        curl.setopt(pycurl.FOLLOWLOCATION, 1)
-        curl.setopt(pycurl.MAXREDIRS, 5)
-        curl.setopt(pycurl.ACCEPT_ENCODING, "gzip")
-        curl.setopt(pycurl.HTTPHEADER, list(headers))
-        curl.setopt(pycurl.USERAGENT, Options.user_agent)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(timeout, 15.0) * 1000))
-        curl.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
-        if ca_bundle:
-            curl.setopt(pycurl.CAINFO, ca_bundle)
-        curl.perform()
-        status = curl.getinfo(pycurl.RESPONSE_CODE)
-        size = getattr(pycurl, "SIZE_DOWNLOAD_T", pycurl.SIZE_DOWNLOAD)
-        wire = int(curl.getinfo(pycurl.HEADER_SIZE) + curl.getinfo(size))
-    except pycurl.error as error:
-        code, message = error.args
-        raise OSError(f"{message} (curl error {code})") from None
-    finally:
-        curl.close()
-    if status not in (200, 304):
-        raise OSError(f"HTTP {status}")
-    return Document(status, buffer.getvalue(), received, wire, time.monotonic() - began)
-
-
-def get(url: str, timeout: float = 60.0, max_bytes: int = 256 * 1024 * 1024, **options) -> bytes:
-    """GET a small document (products.json); raise OSError with a readable reason."""
-    buffer = BytesIO()
-    curl = pycurl.Curl()
-
-    def write(data: bytes):
-        if buffer.tell() + len(data) > max_bytes:
-            return 0
-        buffer.write(data)
-        return None
-
-    try:
-        curl.setopt(pycurl.URL, url)
-        curl.setopt(pycurl.WRITEFUNCTION, write)
-        curl.setopt(pycurl.NOSIGNAL, 1)
-        curl.setopt(pycurl.FOLLOWLOCATION, 1)
-        curl.setopt(pycurl.MAXREDIRS, 5)
-        curl.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(timeout, 15.0) * 1000))
-        curl.setopt(pycurl.TIMEOUT_MS, int(timeout * 1000))
-        if options.get("ca_bundle"):
-            curl.setopt(pycurl.CAINFO, options["ca_bundle"])
-        curl.perform()
-        status = curl.getinfo(pycurl.RESPONSE_CODE)
-    except pycurl.error as error:
-        code, message = error.args
-        raise OSError(f"{message} (curl error {code})") from None
-    finally:
-        curl.close()
-    if status != 200:
-        raise OSError(f"HTTP {status}")
-    return buffer.getvalue()

@@ -4,8 +4,9 @@ cron starts it every few seconds. Most starts find no poll due and end at once,
 silently, without asking GINA: the decision (:mod:`poll_state`) reads one small
 JSON file and the time of supervisord's pidfile, before pycurl, h5py or pyorbital
 are imported, so such a start costs little more than Python's own start-up. A
-start with a poll due runs :func:`mirror_run.poll`: one listing for every enabled
-queue, the fetches, and the time of the next poll (fast around the satellites'
+start with a poll due sends its one listing request first (:class:`listing.Asking`)
+and loads the fetching side while GINA answers; :class:`mirror_run.Poll` then
+runs the fetches and sets the time of the next poll (fast around the satellites'
 predicted passes over the antenna and while new files keep appearing, minutes
 apart otherwise). ``--now`` polls whatever the schedule says (an operator's run).
 
@@ -105,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
         if reason is None:
             return 0
     logs.setup(PROGRAM, settings)
-    from avoviirscollector.mirror import mirror_run  # pycurl, h5py: only when polling
+    from avoviirscollector.mirror import listing, locks, queue_file
     from avoviirscollector.mirror.gina_catalog import QueueConfigError
 
-    queue_file = args.queues or settings.config_dir / "etc" / "gina_queues.yaml"
+    queue_file_path = args.queues or settings.config_dir / "etc" / "gina_queues.yaml"
     try:
-        queues = mirror_run.load_queues(queue_file)
+        queues = queue_file.load_queues(queue_file_path)
     except QueueConfigError as error:
         log.error("cannot use the queue file: %s", error)
         return 2
@@ -118,15 +119,25 @@ def main(argv: list[str] | None = None) -> int:
         directory.mkdir(parents=True, exist_ok=True)
     disabled = [q.name for q in queues if not q.enabled]
     if disabled:
-        log.debug("disabled in %s: %s", queue_file, ", ".join(disabled))
-    options = mirror_run.Options(
-        connections=settings.gina_connections,
-        low_speed_time=args.stall_seconds,
-        backoff_base=args.retry_pause,
-        floor_rate=settings.poll.floor_rate_kbps * 1000.0,
-        deadline_allowance=args.deadline_allowance,
-    )
-    return mirror_run.poll(settings, queues, options, reason, started, entered)
+        log.debug("disabled in %s: %s", queue_file_path, ", ".join(disabled))
+    lock_path = settings.tmp_dir / f"{PROGRAM}-poll.lock"
+    with locks.PollLock(lock_path) as lock:
+        if not lock.acquired:
+            log.info("skipped: another mirror_gina is polling (%s is locked)", lock_path)
+            return 0
+        asking = listing.Asking.start(settings, queues, reason, entered)
+        # Loaded while GINA answers: the engine, the placer, the rules of the cadence.
+        from avoviirscollector.mirror import mirror_run
+
+        options = mirror_run.Options(
+            connections=settings.gina_connections,
+            low_speed_time=args.stall_seconds,
+            backoff_base=args.retry_pause,
+            floor_rate=settings.poll.floor_rate_kbps * 1000.0,
+            deadline_allowance=args.deadline_allowance,
+        )
+        poll = mirror_run.Poll(settings, queues, options, reason, started, entered)
+        return poll.run(asking)
 
 
 def leave(status: int) -> NoReturn:

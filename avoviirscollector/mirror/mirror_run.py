@@ -1,14 +1,12 @@
 """One mirror poll: ask GINA once, split the answer per queue, fetch, verify, place.
 
-:mod:`mirror_gina` decides cheaply whether a poll is due and then calls
-:func:`poll`. A poll:
+:mod:`mirror_gina` decides cheaply whether a poll is due, sends the poll's listing
+request (:mod:`listing`: products.json asked once for every satellite the enabled
+queues need, gzip accepted, conditional, for today's dates or, every few minutes
+and after a start or an outage, the whole backfill window) and imports this module
+while GINA answers. :class:`Poll` then:
 
-1. asks products.json once for every satellite the enabled queues need
-   (``satellites[]`` repeated; once per satellite when the server is found to answer
-   such a query with only some of them), gzip accepted, with the validators of the
-   last answer (a 304 means nothing new: no parse, no work), for today's dates or,
-   every few minutes and after a start or an outage, the whole backfill window
-   (:mod:`listing_rules`);
+1. takes the answer (a 304 means nothing new: no parse, no work);
 2. splits the answer per queue and runs the queues concurrently, each under a lock
    of its own: select the files the queue wants and sdr/ lacks (newest granule
    first, geolocation before bands, files held back after failures left out), fetch
@@ -30,7 +28,6 @@ at its start and once per mail interval).
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
@@ -39,8 +36,6 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import yaml
 
 from avoviirscollector import logs, verify
 from avoviirscollector import settings as settings_module
@@ -54,13 +49,19 @@ from avoviirscollector.mirror import (
 )
 from avoviirscollector.mirror.cadence_rules import Intervals, Pass
 from avoviirscollector.mirror.downloader import MB, FileTask, Options
-from avoviirscollector.mirror.gina_catalog import CatalogError, Product, Queue, QueueConfigError
+from avoviirscollector.mirror.gina_catalog import CatalogError, Product, Queue
+from avoviirscollector.mirror.listing import (
+    CATALOG_TIMEOUT,
+    Asking,
+    Listing,
+    enabled_satellites,
+    fetch_document,
+)
+from avoviirscollector.mirror.locks import QueueLock
 from avoviirscollector.mirror.poll_state import PollState
 
 PROGRAM = "mirror_gina"
 log = logging.getLogger(PROGRAM)
-#: Seconds products.json may take before the poll gives up.
-CATALOG_TIMEOUT = 120.0
 LAST_RUN_FILE = poll_state.LAST_RUN_FILE
 #: The TLE file the hourly ``fetch-tle`` job writes (jobs/tle.py TLE_FILENAME).
 TLE_FILE = "noaa.txt"
@@ -90,45 +91,6 @@ class QueueResult:
     #: Epoch seconds of the soonest retry of a held-back or failed file (None: none).
     retry_due: float | None = None
     local_failures: int = 0
-
-
-def load_queues(path: Path) -> list[Queue]:
-    """The queues of the YAML file; QueueConfigError with the file's name on any problem."""
-    try:
-        document = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise QueueConfigError(f"cannot read {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise QueueConfigError(f"{path} is not valid YAML: {error}") from None
-    try:
-        return gina_catalog.parse_queues(document)
-    except QueueConfigError as error:
-        raise QueueConfigError(f"{path}: {error}") from None
-
-
-class QueueLock:
-    """An exclusive, non-blocking flock; ``acquired`` False when another run holds it."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.acquired = False
-        self._fd: int | None = None
-
-    def __enter__(self) -> QueueLock:
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return self
-        self.acquired = True
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, f"{os.getpid()}\n".encode())
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing releases the flock
-            self._fd = None
 
 
 def fsync_directory(path: Path) -> None:
@@ -277,7 +239,7 @@ def list_products(
     params = gina_catalog.query(queue, facility or settings.facility, days, today)
     url = gina_catalog.query_url(settings.gina_url, params)
     log.debug("queue %s: asking %s", queue.name, url)
-    document = downloader.fetch_document(url, timeout=CATALOG_TIMEOUT)
+    document = fetch_document(url, timeout=CATALOG_TIMEOUT)
     return gina_catalog.parse_products(document.body)
 
 
@@ -451,121 +413,6 @@ def run_queues(
 # ----------------------------------------------------------------- the poll
 
 
-@dataclass
-class Listing:
-    """What one poll's listing gave: products per freshly listed satellite, and its cost."""
-
-    products: list[Product] = field(default_factory=list)
-    listed: set = field(default_factory=set)  # satellites whose files were listed (200)
-    requests: list[dict] = field(default_factory=list)
-    validators: dict = field(default_factory=dict)  # url -> Validator | None to keep
-    fallback: bool = False
-
-    @property
-    def modified(self) -> bool:
-        return bool(self.listed)
-
-    @property
-    def wire_bytes(self) -> int:
-        return sum(r["wire_bytes"] for r in self.requests)
-
-    @property
-    def entries(self) -> int:
-        return sum(r["entries"] for r in self.requests)
-
-    def statuses(self) -> str:
-        return ",".join(str(r["status"]) for r in self.requests)
-
-
-class Lister:
-    """Asks products.json (conditionally, gzip) for a window; parses only 200 answers."""
-
-    def __init__(self, settings, state: PollState, window: listing_rules.Window, now: float):
-        self.settings, self.state, self.window, self.now = settings, state, window, now
-        self.listing = Listing()
-
-    def ask(self, satellites: list[str], conditional: bool = True) -> list[Product] | None:
-        """One request; its products, None when the server answered 304."""
-        params = gina_catalog.listing_query(
-            satellites, self.settings.facility, self.window.start, self.window.end
-        )
-        url = gina_catalog.query_url(self.settings.gina_url, params)
-        stored = self.state.validators.get(url)
-        validator = listing_rules.Validator.from_json(stored) if stored else None
-        headers = (
-            listing_rules.conditional_headers(validator, self.now, self.state.retry_due)
-            if conditional
-            else []
-        )
-        log.debug("asking %s%s", url, " (conditional)" if headers else "")
-        document = downloader.fetch_document(url, CATALOG_TIMEOUT, headers)
-        record = {
-            "satellites": satellites,
-            "status": document.status,
-            "wire_bytes": document.wire_bytes,
-            "entries": 0,
-            "seconds": round(document.seconds, 3),
-        }
-        self.listing.requests.append(record)
-        if document.status == 304:
-            self.listing.validators[url] = validator
-            return None
-        products, problems = gina_catalog.parse_products(document.body)
-        for problem in problems:
-            log.error("skipped an entry of products.json: %s", problem)
-        record["entries"] = len(products)
-        self.listing.validators[url] = listing_rules.validator_from(document.headers, self.now)
-        self.listing.listed.update(satellites)
-        return products
-
-    def run(self, satellites: list[str]) -> Listing:
-        """The whole listing: one multi-satellite request, or one per satellite."""
-        state, wide = self.state, self.window.kind == "wide"
-        multi = len(satellites) > 1 and (
-            state.mode != "per-satellite"
-            or (wide and listing_rules.use_multi(state.mode, state.mode_since, self.now))
-        )
-        if not multi:
-            self.listing.fallback = len(satellites) > 1
-            for satellite in satellites:
-                self.listing.products += self.ask([satellite]) or []
-            return self.listing
-        products = self.ask(satellites)
-        if products is None:
-            return self.listing
-        self.listing.products += products
-        missing = listing_rules.missing_satellites(satellites, [p.name for p in products])
-        if missing and wide:
-            self._probe(satellites, missing)
-        elif state.mode == "per-satellite" and not missing:
-            log.info("GINA answers one query for %s again", ", ".join(satellites))
-            state.mode, state.mode_since = "multi", self.now
-        return self.listing
-
-    def _probe(self, satellites: list[str], missing: list[str]) -> None:
-        """Ask for the satellites missing from a multi answer alone: does the server ignore them?"""
-        alone = {}
-        for satellite in missing:
-            found = self.ask([satellite], conditional=False) or []
-            alone[satellite] = len(found)
-            self.listing.products += found
-        if listing_rules.ignores_multi(missing, alone):
-            self.listing.fallback = True
-            if self.state.mode != "per-satellite":
-                log.warning(
-                    "GINA answered a query for %s without files of %s, which it lists when "
-                    "asked alone: asking once per satellite from now on",
-                    ", ".join(satellites),
-                    ", ".join(s for s in missing if alone[s]),
-                )
-            self.state.mode, self.state.mode_since = "per-satellite", self.now
-
-
-def enabled_satellites(queues: list[Queue]) -> list[str]:
-    """The satellites of the enabled queues, in queue order, each once."""
-    return list(dict.fromkeys(q.satellite for q in queues if q.enabled))
-
-
 def intervals_of(settings: settings_module.Settings) -> Intervals:
     poll = settings.poll
     return Intervals(
@@ -644,28 +491,27 @@ def _stamp(epoch: float | None) -> str:
 class Poll:
     """One poll, from the window to the next poll's time."""
 
-    def __init__(self, settings, queues, options: Options, reason: str, started, now=None):
+    def __init__(self, settings, queues, options: Options, reason: str, started, now: float):
         self.settings, self.options, self.reason = settings, options, reason
         self.queues = [q for q in queues if q.enabled]
         self.satellites = enabled_satellites(self.queues)
         self.collector_started = started
-        self.now = time.time() if now is None else now
+        self.now = now
         self.began = time.monotonic()
-        self.state = poll_state.load(settings.state_dir) or PollState()
-        if reason == poll_state.FULL_LISTING:  # a 304 would hide files that left sdr/
-            self.state.validators = {}
+        self.state = PollState()
         self.outage_path = settings.state_dir / f"{PROGRAM}-outage.json"
         self.results: list[QueueResult] = []
 
     # -- the steps --------------------------------------------------------------------------
 
-    def run(self) -> int:
-        """Poll; exit status 0, or 1 when the listing or a queue failed."""
-        state = self.state
-        window = self._window()
+    def run(self, asking: Asking) -> int:
+        """Poll on the answer of ``asking`` (sent for this poll: :meth:`Asking.start`);
+        exit status 0, or 1 when the listing or a queue failed."""
+        state = self.state = asking.state
+        window = asking.window
         why = self._why(window)
         try:
-            listing = Lister(self.settings, state, window, self.now).run(self.satellites)
+            listing = asking.result()
         except (OSError, CatalogError) as error:
             return self._failed_listing(str(error), why)
         self._report_recovery()
@@ -684,20 +530,6 @@ class Poll:
         self._digest(listing, current)
         self._save(listing, why)
         return 1 if any(r.status == "failed" for r in self.results) else 0
-
-    def _window(self) -> listing_rules.Window:
-        force = None
-        if self.reason in ("collector start", poll_state.FULL_LISTING):
-            force = self.reason
-        elif not self.state.last_ok:
-            force = "after an outage"
-        elif self.reason == "operator":
-            force = "operator"  # a manual run makes the whole backfill window complete
-        moment = dt.datetime.fromtimestamp(self.now, dt.UTC)
-        interval = self.settings.poll.full_listing_minutes * 60.0
-        return listing_rules.choose_window(
-            moment, self.settings.backfill_days, self.state.last_wide, interval, force
-        )
 
     def _why(self, window: listing_rules.Window) -> str:
         scheduled = self.state.cadence.get("reason") if self.reason == "due" else self.reason
@@ -879,19 +711,3 @@ class Poll:
             log.warning(
                 "could not record the run summary in %s: %s", self.settings.state_dir, error
             )
-
-
-class PollLock(QueueLock):
-    """One poll at a time (a manual run next to cron's); the queues keep their own locks."""
-
-
-def poll(
-    settings, queues: list[Queue], options: Options, reason: str, started, now: float | None = None
-) -> int:
-    """Run one poll unless another run is polling right now."""
-    lock_path = settings.tmp_dir / f"{PROGRAM}-poll.lock"
-    with PollLock(lock_path) as lock:
-        if not lock.acquired:
-            log.info("skipped: another mirror_gina is polling (%s is locked)", lock_path)
-            return 0
-        return Poll(settings, queues, options, reason, started, now).run()

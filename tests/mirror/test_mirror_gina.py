@@ -14,11 +14,12 @@ import h5py
 import pytest
 
 from avoviirscollector import verify
-from avoviirscollector.mirror import downloader, failure_memory, gina_catalog
+from avoviirscollector.mirror import downloader, failure_memory, gina_catalog, listing
 from avoviirscollector.mirror.downloader import Options
 from avoviirscollector.mirror.failure_memory import FailureMemory
 from avoviirscollector.mirror.gina_catalog import Queue
-from avoviirscollector.mirror.mirror_run import QueueLock, QueueRun
+from avoviirscollector.mirror.locks import QueueLock
+from avoviirscollector.mirror.mirror_run import QueueRun
 from avoviirscollector.standins import synthetic_sdr
 from avoviirscollector.standins.gina import GinaStandin
 
@@ -95,7 +96,7 @@ def assert_only_verified_files(base_dir: Path, gina: GinaStandin):
 
 def products_of(gina: GinaStandin):
     """The stand-in's whole listing, parsed as a poll does."""
-    body = downloader.fetch_document(gina.url).body
+    body = listing.fetch_document(gina.url).body
     return gina_catalog.parse_products(body)[0]
 
 
@@ -123,6 +124,31 @@ def test_run_places_every_wanted_file_verified_then_next_run_fetches_nothing(
     assert again.returncode == 0, again.stderr
     assert "fetched 0" in again.stderr and again.stderr.count("\n") == 1, "one line, --now"
     assert gina.requests["file"] == requests
+
+
+#: mirror_gina, with a look at what is loaded when the listing request goes out.
+AT_THE_REQUEST = """
+import sys
+from avoviirscollector.mirror import listing, mirror_gina
+real = listing.fetch_document
+def fetch_document(*args, **kwargs):
+    names = [f"avoviirscollector.mirror.{m}" for m in ("mirror_run", "downloader", "flusher")]
+    loaded = [name for name in names if name in sys.modules]
+    print("loaded at the listing request:", loaded or "none", file=sys.stderr)
+    return real(*args, **kwargs)
+listing.fetch_document = fetch_document
+sys.exit(mirror_gina.main())
+"""
+
+
+def test_the_listing_request_goes_out_before_the_fetching_side_is_loaded(
+    env, queue_file, base_dir, gina, gina_dir
+):
+    """The engine, placer and cadence load while GINA answers (on GINA's own time)."""
+    run = mirror(env, queue_file, command=[sys.executable, "-c", AT_THE_REQUEST])
+    assert run.returncode == 0, run.stderr
+    assert "loaded at the listing request: none" in run.stderr
+    assert placed(base_dir) == npp_files(gina_dir)
 
 
 @pytest.mark.parametrize("command", [MIRROR, CONSOLE_SCRIPT], ids=["viirscollector", "script"])
