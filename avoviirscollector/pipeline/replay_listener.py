@@ -18,7 +18,11 @@ connections are back (every gatherer connected to trollstalker's port, the broke
 to every gatherer's port, seen in /proc as ``CollectorProcess.wait_subscribed``
 does), then asks supervisord over XML-RPC (``supervisor.signalProcess``, what
 ``supervisorctl signal USR1`` does) to send SIGUSR1 to the gatherers. Restarts
-that come close together give one replay.
+that come close together give one replay. Links that are not back within
+``--timeout`` (or a supervisord that does not answer) do not end it: the gatherers
+replay anyway, the links are looked at again every ``--recheck`` seconds, and once
+all are back the gatherers replay once more (a broker subscribing late would
+otherwise miss what was published before).
 
 Its stdout is supervisord's event protocol (``supervisor.childutils``): it logs on
 stderr only.
@@ -51,6 +55,8 @@ GATHERER_PREFIX = "segment_gatherer-"
 BROKER, STALKER = "task_broker", "trollstalker"
 #: Seconds to wait for the connections before replaying anyway.
 READY_TIMEOUT = 30.0
+#: Seconds between looks at the links after a replay that could not wait for them.
+RECHECK = 5.0
 #: Seconds between a TCP connection and the subscription it carries being in place.
 SUBSCRIBE_MARGIN = 0.5
 
@@ -99,14 +105,24 @@ def missing_links(
 
 
 class Replayer(threading.Thread):
-    """Waits for the connections, then signals the gatherers; apart from the event loop."""
+    """Waits for the connections, then signals the gatherers; apart from the event loop.
 
-    def __init__(self, env: Mapping[str, str], timeout: float = READY_TIMEOUT):
+    A replay that could not wait for every link (``timeout`` passed, or supervisord
+    did not answer) is not the end of it: the links are looked at again every
+    ``recheck`` seconds, and once they are all back the gatherers replay again, so
+    a link that came back late still gets what was published before it.
+    """
+
+    def __init__(
+        self, env: Mapping[str, str], timeout: float = READY_TIMEOUT, recheck: float = RECHECK
+    ):
         super().__init__(name="replayer", daemon=True)
-        self.env, self.timeout = env, timeout
+        self.env, self.timeout, self.recheck = env, timeout, recheck
         self.wanted = threading.Condition()
         self.targets: set[str] = set()
         self.causes: list[str] = []
+        #: (targets, causes) of a replay made before every link was back, else None.
+        self.late: tuple[set[str], list[str]] | None = None
 
     def request(self, targets: set[str], cause: str) -> None:
         """Ask for a replay of ``targets`` (merged with any request not yet served)."""
@@ -116,16 +132,47 @@ class Replayer(threading.Thread):
             self.wanted.notify()
 
     def run(self) -> None:
-        """Serve replay requests one after the other, forever."""
+        """Serve replay requests one after the other, and late replays, forever."""
         while True:
             with self.wanted:
-                self.wanted.wait_for(lambda: self.targets)
+                timeout = None if self.late is None else self.recheck
+                self.wanted.wait_for(lambda: self.targets, timeout)
                 targets, causes = self.targets, self.causes
                 self.targets, self.causes = set(), []
             try:
-                self.replay(targets, causes)
+                if targets:
+                    self.serve(targets, causes)
+                elif self.late is not None and not self.missing():
+                    time.sleep(SUBSCRIBE_MARGIN)
+                    self.signal_all(*self.late, note=" (again: every link is back)")
+                    self.late = None
             except (OSError, xmlrpc.client.Error) as error:
-                log.error("supervisord did not answer (%s); no replay after %s", error, causes)
+                self.late = self._merged(targets, causes)
+                log.error(
+                    "supervisord did not answer (%s); the replay after %s is tried again in %g s",
+                    error,
+                    ", ".join(self.late[1]),
+                    self.recheck,
+                )
+
+    def serve(self, targets: set[str], causes: list[str]) -> None:
+        """One request (with a late replay's targets): wait for the links, then replay."""
+        self.late = targets, causes = self._merged(targets, causes)  # until it is done
+        missing = self.wait_for_links()
+        if missing:
+            log.warning(
+                "not connected after %g s: %s; replaying anyway, and again once connected",
+                self.timeout,
+                ", ".join(missing),
+            )
+        self.signal_all(targets, causes)
+        self.late = (targets, causes) if missing else None
+
+    def _merged(self, targets: set[str], causes: list[str]) -> tuple[set[str], list[str]]:
+        """A request's targets with a late replay's; the request's causes, else the late one's."""
+        if self.late is None:
+            return set(targets), list(causes)
+        return self.late[0] | targets, list(causes) or self.late[1]
 
     def rpc(self):
         """supervisord's XML-RPC interface (a new connection each time), at the socket
@@ -133,24 +180,29 @@ class Replayer(threading.Thread):
         url = self.env["SUPERVISOR_SERVER_URL"]
         return supervisor_client.proxy(Path(url.removeprefix("unix://"))).supervisor
 
-    def replay(self, targets: set[str], causes: list[str]) -> None:
-        """Wait until the pipeline is connected again, then SIGUSR1 each target."""
+    def missing(self) -> list[str]:
+        """The pipeline's links not in place right now (see :func:`missing_links`)."""
+        infos = self.rpc().getAllProcessInfo()
+        pids = {i["name"]: i["pid"] for i in infos if i["statename"] == "RUNNING"}
+        return missing_links(pids, gatherers_of(infos), connected)
+
+    def wait_for_links(self) -> list[str]:
+        """Wait up to ``timeout`` for every link; the ones still missing then."""
         deadline = time.monotonic() + self.timeout
-        while True:
-            infos = self.rpc().getAllProcessInfo()
-            pids = {i["name"]: i["pid"] for i in infos if i["statename"] == "RUNNING"}
-            missing = missing_links(pids, gatherers_of(infos), connected)
-            if not missing:
-                time.sleep(SUBSCRIBE_MARGIN)
-                break
+        while missing := self.missing():
             if time.monotonic() > deadline:
-                log.warning("not connected after %g s: %s; replaying anyway", self.timeout, missing)
-                break
+                return missing
             time.sleep(0.2)
+        time.sleep(SUBSCRIBE_MARGIN)
+        return []
+
+    def signal_all(self, targets: set[str], causes: list[str], note: str = "") -> None:
+        """SIGUSR1 to each target, and one line that says why."""
         asked = [name for name in sorted(targets) if self.signal(name)]
         log.info(
-            "replayed after %s: asked the gatherers of %s to replay what the broker may lack",
+            "replayed after %s%s: asked the gatherers of %s to replay what the broker may lack",
             ", ".join(c if c.startswith("the ") else f"the restart of {c}" for c in causes),
+            note,
             ", ".join(name.rpartition("_")[2] for name in asked) or "no product",
         )
 
@@ -215,13 +267,20 @@ def main(argv: list[str] | None = None) -> int:
         default=READY_TIMEOUT,
         help="seconds to wait for the connections before replaying anyway (default %(default)s)",
     )
+    parser.add_argument(
+        "--recheck",
+        type=float,
+        default=RECHECK,
+        help="seconds between looks at the connections after replaying anyway; the "
+        "gatherers replay again once every one is back (default %(default)s)",
+    )
     args = parser.parse_args(argv)
     settings = settings_module.load_or_exit()
     logs.setup(PROGRAM, settings, daemon=True)
     if "SUPERVISOR_SERVER_URL" not in os.environ:
         log.error("not started by supervisord (no SUPERVISOR_SERVER_URL); exiting")
         return 2
-    replayer = Replayer(os.environ, args.timeout)
+    replayer = Replayer(os.environ, args.timeout, args.recheck)
     infos = replayer.rpc().getAllProcessInfo()
     tracker = RestartTracker({i["name"]: i["pid"] for i in infos})
     replayer.start()

@@ -102,18 +102,19 @@ while True:
 """
 
 
-@pytest.fixture
-def supervisord():
+def start_supervisord(conf: str, standin: str):
+    """supervisord on ``conf`` in a temporary base, the stand-in at {base}/standin.py;
+    yields (base, rpc) and stops it."""
     base = Path(tempfile.mkdtemp(prefix="vr-", dir="/tmp"))
     for name in ("tmp", "log"):
         (base / name).mkdir()
-    (base / "standin.py").write_text(STANDIN)
-    conf = base / "supervisord.conf"
-    conf.write_text(SUPERVISORD_CONF.format(base=base, python=sys.executable))
+    (base / "standin.py").write_text(standin)
+    path = base / "supervisord.conf"
+    path.write_text(conf.format(base=base, python=sys.executable))
     env = {**os.environ, "VIIRS_BASE_DIR": str(base)}
     output = open(base / "log" / "run.log", "wb")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
-        ["supervisord", "-c", str(conf)],
+        ["supervisord", "-c", str(path)],
         env=env,
         stdout=output,
         stderr=subprocess.STDOUT,
@@ -134,6 +135,11 @@ def supervisord():
     shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture
+def supervisord():
+    yield from start_supervisord(SUPERVISORD_CONF, STANDIN)
+
+
 def listener_log(base: Path) -> str:
     path = base / "log" / "replay_listener.log"
     return path.read_text() if path.exists() else ""
@@ -144,12 +150,12 @@ def replays(base: Path, gatherer: str) -> int:
     return path.read_text().count("replay") if path.exists() else 0
 
 
-def all_running(rpc) -> bool:
+def all_running(rpc, count: int = 4) -> bool:
     try:
         infos = rpc().getAllProcessInfo()
     except (OSError, xmlrpc.client.Error):
         return False
-    return len(infos) == 4 and all(i["statename"] == "RUNNING" for i in infos)
+    return len(infos) == count and all(i["statename"] == "RUNNING" for i in infos)
 
 
 def test_kill9_of_the_broker_makes_supervisord_send_usr1_to_every_gatherer(supervisord):
@@ -172,3 +178,57 @@ def test_kill9_of_the_broker_makes_supervisord_send_usr1_to_every_gatherer(super
     log = listener_log(base)
     assert "task_broker restarted" in log
     assert "replayed after the restart of task_broker: asked the gatherers of mir, tir" in log
+
+
+#: The pipeline's links made real: trollstalker and each gatherer listen on a port;
+#: the gatherers connect to trollstalker's, and task_broker to each gatherer's, but
+#: only once {base}/broker-connects exists (a broker that comes up late).
+LINKED_STANDIN = (
+    STANDIN.split("while True:")[0]
+    + """
+import os, socket
+base = os.path.dirname(sys.argv[0])
+server = socket.create_server(("127.0.0.1", 0))
+with open(os.path.join(base, name + ".port.tmp"), "w") as f:
+    f.write(str(server.getsockname()[1]))
+os.replace(os.path.join(base, name + ".port.tmp"), os.path.join(base, name + ".port"))
+peers = {"stalker": [], "tir": ["stalker"], "mir": ["stalker"], "task_broker": ["tir", "mir"]}
+wanted, links = peers[name], []
+while True:
+    gate = name != "task_broker" or os.path.exists(os.path.join(base, "broker-connects"))
+    for peer in [p for p in wanted if gate and os.path.exists(os.path.join(base, p + ".port"))]:
+        with open(os.path.join(base, peer + ".port")) as f:
+            links.append(socket.create_connection(("127.0.0.1", int(f.read()))))
+        wanted.remove(peer)
+    time.sleep(0.1)
+"""
+)
+LINKED_CONF = SUPERVISORD_CONF.replace(
+    "[program:task_broker]",
+    "[program:trollstalker]\ncommand={python} {base}/standin.py stalker\nstartsecs=1\n"
+    "[program:task_broker]",
+).replace("replay-listener --timeout 0.5", "replay-listener --timeout 0.5 --recheck 0.2")
+
+
+@pytest.fixture
+def linked_supervisord():
+    yield from start_supervisord(LINKED_CONF, LINKED_STANDIN)
+
+
+def test_a_link_that_comes_back_after_the_wait_gets_one_more_replay_once_it_is_up(
+    linked_supervisord,
+):
+    """Replaying before the broker is subscribed would lose what it missed: not the end of it."""
+    base, rpc = linked_supervisord
+    wait_until(lambda: all_running(rpc, count=5), 30, "every program RUNNING")
+    wait_until(lambda: "replaying anyway" in listener_log(base), 15, "the start's replay")
+    wait_until(lambda: replays(base, "tir") == replays(base, "mir") == 1, 15, "one replay")
+    log = listener_log(base)
+    assert "task_broker->segment_gatherer-viirs_mir" in log, "only the broker's links"
+
+    (base / "broker-connects").touch()
+
+    wait_until(lambda: replays(base, "tir") == replays(base, "mir") == 2, 15, "again")
+    assert "replayed after the collector's start (again: every link is back)" in (
+        listener_log(base)
+    )
