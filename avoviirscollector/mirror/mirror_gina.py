@@ -136,8 +136,7 @@ def main(argv: list[str] | None = None) -> int:
             floor_rate=settings.poll.floor_rate_kbps * 1000.0,
             deadline_allowance=args.deadline_allowance,
         )
-        poll = mirror_run.Poll(settings, queues, options, reason, started, entered)
-        return poll.run(asking)
+        return mirror_run.Poll(settings, queues, options, reason, started, entered, asking).run()
 
 
 def leave(status: int) -> NoReturn:
@@ -165,9 +164,13 @@ def _nothing_due(base_dir: Path) -> bool:
 
 
 def __getattr__(name: str):
-    """``list_products`` and ``QueueLock`` (verify-sdr uses them) live in mirror_run, which
-    loads pycurl: fetched on first use so a run with nothing due never imports it."""
-    if name in ("list_products", "QueueLock", "QueueRun", "Placer"):
+    """``list_products`` and ``QueueLock`` (verify-sdr uses them): fetched on first use so
+    a run with nothing due never imports pycurl (mirror_run) or even the locks."""
+    if name == "QueueLock":
+        from avoviirscollector.mirror.locks import QueueLock
+
+        return QueueLock
+    if name in ("list_products", "QueueRun", "Placer"):
         from avoviirscollector.mirror import mirror_run
 
         return getattr(mirror_run, name)

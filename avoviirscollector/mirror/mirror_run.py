@@ -489,29 +489,32 @@ def _stamp(epoch: float | None) -> str:
 
 
 class Poll:
-    """One poll, from the window to the next poll's time."""
+    """One poll, from GINA's answer to ``asking`` (sent for it: :meth:`Asking.start`,
+    whose poll state it carries on) to the next poll's time."""
 
-    def __init__(self, settings, queues, options: Options, reason: str, started, now: float):
+    def __init__(
+        self, settings, queues, options: Options, reason: str, started, now: float, asking: Asking
+    ):
         self.settings, self.options, self.reason = settings, options, reason
         self.queues = [q for q in queues if q.enabled]
         self.satellites = enabled_satellites(self.queues)
         self.collector_started = started
         self.now = now
         self.began = time.monotonic()
-        self.state = PollState()
+        self.asking = asking
+        self.state = asking.state
         self.outage_path = settings.state_dir / f"{PROGRAM}-outage.json"
         self.results: list[QueueResult] = []
 
     # -- the steps --------------------------------------------------------------------------
 
-    def run(self, asking: Asking) -> int:
-        """Poll on the answer of ``asking`` (sent for this poll: :meth:`Asking.start`);
-        exit status 0, or 1 when the listing or a queue failed."""
-        state = self.state = asking.state
-        window = asking.window
+    def run(self) -> int:
+        """Poll; exit status 0, or 1 when the listing or a queue failed."""
+        state = self.state
+        window = self.asking.window
         why = self._why(window)
         try:
-            listing = asking.result()
+            listing = self.asking.result()
         except (OSError, CatalogError) as error:
             return self._failed_listing(str(error), why)
         self._report_recovery()
