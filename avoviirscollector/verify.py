@@ -31,10 +31,21 @@ def md5sum(
     ``after_read(count)`` is called after each piece: verify-sdr paces its reading
     there (a rate limit) and stops there (time budget, SIGTERM) by raising.
     """
-    digest = hashlib.md5()
+    return _hash_rest(hashlib.md5(), path, 0, read_size, after_read)
+
+
+def _hash_rest(
+    digest,
+    path: str | os.PathLike,
+    offset: int,
+    read_size: int = READ_SIZE,
+    after_read: Callable[[int], None] | None = None,
+) -> str:
+    """Feed ``digest`` the file's bytes from ``offset`` on, in pieces; its hex value."""
     buffer = bytearray(read_size)
     view = memoryview(buffer)
     with open(path, "rb", buffering=0) as stream:
+        stream.seek(offset)
         while count := stream.readinto(buffer):
             digest.update(view[:count])
             if after_read is not None:
@@ -67,14 +78,7 @@ def _md5_from(path: str | os.PathLike, prefix: PrefixDigest) -> str | None:
     """Hex MD5 of the file: the prefix, then the rest read from disk (None: no prefix)."""
     if prefix.length == 0 or os.path.getsize(path) < prefix.length:
         return None
-    digest = prefix.md5.copy()
-    buffer = bytearray(READ_SIZE)
-    view = memoryview(buffer)
-    with open(path, "rb", buffering=0) as stream:
-        stream.seek(prefix.length)
-        while count := stream.readinto(buffer):
-            digest.update(view[:count])
-    return digest.hexdigest()
+    return _hash_rest(prefix.md5.copy(), path, prefix.length)
 
 
 def check_hdf5(path: str | os.PathLike) -> None:
